@@ -1,0 +1,205 @@
+"""HTTP client for the Anthropic Admin API endpoints the exporter reads.
+
+Retries with exponential backoff and jitter on 429, 5xx (529 "overloaded" included), timeouts,
+connection errors and unreadable bodies, honouring `Retry-After`. The key is sent in a header and
+never appears in an exception, a log line or a metric label."""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+
+import requests
+
+from . import __version__
+from .parse import Member, PageError, UsagePage, parse_usage_page, parse_users_page
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "2023-06-01"
+USER_AGENT = f"claude-code-analytics-exporter/{__version__} (Prometheus exporter; python-requests)"
+USAGE_PATH = "/v1/organizations/usage_report/claude_code"
+USERS_PATH = "/v1/organizations/users"
+ENDPOINT_USAGE = "claude_code_usage"
+ENDPOINT_USERS = "users"
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
+MAX_PAGES = 100_000
+
+RequestHook = Callable[[str, str, bool], None]
+
+
+class ApiError(Exception):
+    """A request that failed for good (after retries, or at once when retrying cannot help)."""
+
+    def __init__(self, endpoint: str, code: str, message: str):
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.code = code
+
+
+class AuthError(ApiError):
+    """401 or 403: the key is wrong, revoked or lacks the admin role; retrying won't fix it."""
+
+
+class AdminClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        page_limit: int = 1000,
+        on_request: RequestHook | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.page_limit = page_limit
+        self.on_request = on_request or (lambda endpoint, code, failed: None)
+        self._sleep = sleep
+        self._session = requests.Session()
+        self._session.headers.update(
+            {
+                "anthropic-version": API_VERSION,
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+            }
+        )
+
+    def __repr__(self) -> str:
+        return f"AdminClient(base_url={self.base_url!r})"
+
+    def usage_pages(self, day: date) -> Iterator[UsagePage]:
+        """Every page of the Claude Code usage report for one UTC day."""
+        params: dict[str, str | int] = {"starting_at": day.isoformat(), "limit": self.page_limit}
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            payload = self._get(ENDPOINT_USAGE, USAGE_PATH, params)
+            try:
+                page = parse_usage_page(payload, day)
+            except PageError as exc:
+                raise ApiError(
+                    ENDPOINT_USAGE, "bad_page", f"usage report for {day}: {exc}"
+                ) from exc
+            yield page
+            if not page.has_more:
+                return
+            if page.next_page in seen:
+                raise ApiError(
+                    ENDPOINT_USAGE, "bad_page", f"usage report for {day} repeats a cursor"
+                )
+            seen.add(page.next_page)  # type: ignore[arg-type]
+            params["page"] = page.next_page  # type: ignore[assignment]
+        raise ApiError(ENDPOINT_USAGE, "bad_page", f"usage report for {day} has too many pages")
+
+    def list_users(self) -> list[Member]:
+        """Every member of the organization with their role."""
+        members: list[Member] = []
+        params: dict[str, str | int] = {"limit": self.page_limit}
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            try:
+                page = parse_users_page(self._get(ENDPOINT_USERS, USERS_PATH, params))
+            except PageError as exc:
+                raise ApiError(ENDPOINT_USERS, "bad_page", f"users list: {exc}") from exc
+            members.extend(page.members)
+            if not page.has_more:
+                return members
+            if page.last_id in seen:
+                raise ApiError(ENDPOINT_USERS, "bad_page", "users list repeats a cursor")
+            seen.add(page.last_id)  # type: ignore[arg-type]
+            params["after_id"] = page.last_id  # type: ignore[assignment]
+        raise ApiError(ENDPOINT_USERS, "bad_page", "users list has too many pages")
+
+    def _get(self, endpoint: str, path: str, params: dict) -> object:
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            try:
+                response = self._session.get(
+                    self.base_url + path,
+                    params=params,
+                    headers={"x-api-key": self._api_key},
+                    timeout=self.timeout,
+                )
+            except requests.Timeout:
+                self._failed(endpoint, "timeout", f"{endpoint}: request timed out", last)
+                self._sleep(self._delay(attempt, None))
+                continue
+            except requests.RequestException as exc:
+                message = f"{endpoint}: cannot reach {self.base_url} ({type(exc).__name__})"
+                self._failed(endpoint, "connection_error", message, last)
+                self._sleep(self._delay(attempt, None))
+                continue
+            code = str(response.status_code)
+            if response.status_code == 200:
+                try:
+                    payload = response.json()
+                except ValueError:
+                    self._failed(
+                        endpoint, "invalid_json", f"{endpoint}: response is not JSON", last
+                    )
+                    self._sleep(self._delay(attempt, None))
+                    continue
+                self.on_request(endpoint, code, False)
+                return payload
+            message = f"{endpoint}: HTTP {code} {_error_message(response)}"
+            if response.status_code in (401, 403):
+                self.on_request(endpoint, code, True)
+                raise AuthError(endpoint, code, message)
+            if response.status_code not in RETRYABLE_STATUS:
+                self.on_request(endpoint, code, True)
+                raise ApiError(endpoint, code, message)
+            self._failed(endpoint, code, message, last)
+            self._sleep(self._delay(attempt, response.headers.get("Retry-After")))
+        raise AssertionError("unreachable")
+
+    def _failed(self, endpoint: str, code: str, message: str, last: bool) -> None:
+        self.on_request(endpoint, code, True)
+        if last:
+            raise ApiError(endpoint, code, f"{message}; gave up after {self.max_retries + 1} tries")
+        log.warning("%s; retrying", message)
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        """Full-jitter exponential backoff, but never sooner than the server's Retry-After."""
+        delay = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
+        wait = _retry_after_seconds(retry_after)
+        if wait is not None:
+            delay = max(delay, min(wait, self.max_backoff * 5))
+        return delay
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _error_message(response: requests.Response) -> str:
+    """The API's error type and message, capped in length."""
+    try:
+        error = response.json().get("error", {})
+        text = f"{error.get('type', 'error')}: {error.get('message', '')}"
+    except (ValueError, AttributeError):
+        text = response.reason or ""
+    return text[:200]

@@ -1,0 +1,274 @@
+"""Pure functions from Admin API JSON to typed records.
+
+A page's envelope must be well formed or the whole page (and so the day) is refused: a day whose
+pages did not all arrive intact must never replace a stored day. A single malformed record inside
+a good page is skipped and reported with a reason, so one bad record does not cost the day."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+TOOL_SUFFIX = "_tool"
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation")
+ACTOR_TYPES = {"user_actor": ("user", "email_address"), "api_actor": ("api_key", "api_key_name")}
+# Cost is kept in millionths of a cent so that decimal amounts add up exactly.
+MICROCENTS_PER_CENT = 1_000_000
+# No single actor-day plausibly reaches these; larger values are corrupt data, not usage.
+MAX_COUNT = 10**12
+MAX_COST_CENTS = 10**9
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+class PageError(ValueError):
+    """The page as a whole is unusable (bad envelope, wrong cursor field types)."""
+
+
+class RecordError(ValueError):
+    """One record is unusable; `reason` labels it in the rejected-records counter."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    model: str
+    tokens: dict[str, int]
+    cost_microcents: int
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    day: date
+    actor_type: str
+    actor: str
+    terminal_type: str
+    customer_type: str | None
+    subscription_type: str | None
+    sessions: int
+    lines_added: int
+    lines_removed: int
+    commits: int
+    pull_requests: int
+    tools: dict[str, tuple[int, int]] = field(default_factory=dict)
+    models: tuple[ModelUsage, ...] = ()
+
+    def describe(self) -> str:
+        return f"{self.day.isoformat()} {self.actor_type} {self.actor!r}"
+
+
+@dataclass
+class UsagePage:
+    records: list[UsageRecord]
+    rejected: list[tuple[RecordError, dict]]
+    has_more: bool
+    next_page: str | None
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    email: str
+    name: str
+    role: str
+    added_at: str
+
+
+@dataclass
+class UsersPage:
+    members: list[Member]
+    has_more: bool
+    last_id: str | None
+
+
+def parse_date(value: object) -> date:
+    """A UTC day from `YYYY-MM-DD` or an RFC 3339 timestamp (the API documents both)."""
+    if not isinstance(value, str) or not _DAY.match(value):
+        raise RecordError("bad_date", f"date {value!r} is neither YYYY-MM-DD nor RFC 3339")
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+    except ValueError as exc:
+        raise RecordError("bad_date", f"date {value!r} is not a valid date") from exc
+
+
+def parse_usage_page(payload: object, day: date) -> UsagePage:
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        raise PageError("usage report page has no 'data' list")
+    has_more = payload.get("has_more", False)
+    next_page = payload.get("next_page")
+    if not isinstance(has_more, bool) or not (next_page is None or isinstance(next_page, str)):
+        raise PageError("usage report page has a malformed 'has_more' or 'next_page'")
+    if has_more and not next_page:
+        raise PageError("usage report page says has_more but gives no next_page")
+    records, rejected = [], []
+    for raw in payload["data"]:
+        try:
+            records.append(parse_usage_record(raw, day))
+        except RecordError as exc:
+            rejected.append((exc, raw if isinstance(raw, dict) else {}))
+    return UsagePage(records, rejected, has_more, next_page)
+
+
+def parse_usage_record(raw: object, expected_day: date | None = None) -> UsageRecord:
+    if not isinstance(raw, dict):
+        raise RecordError("not_an_object", "record is not a JSON object")
+    day = parse_date(_required(raw, "date"))
+    if expected_day is not None and day != expected_day:
+        raise RecordError("wrong_day", f"record for {day} in the report for {expected_day}")
+    actor_type, actor = _actor(_required(raw, "actor"))
+    core = _object(raw, "core_metrics")
+    lines = _object(core, "lines_of_code")
+    return UsageRecord(
+        day=day,
+        actor_type=actor_type,
+        actor=actor,
+        terminal_type=_optional_str(raw, "terminal_type") or "unknown",
+        customer_type=_optional_str(raw, "customer_type"),
+        subscription_type=_optional_str(raw, "subscription_type"),
+        sessions=_count(core, "num_sessions"),
+        lines_added=_count(lines, "added"),
+        lines_removed=_count(lines, "removed"),
+        commits=_count(core, "commits_by_claude_code"),
+        pull_requests=_count(core, "pull_requests_by_claude_code"),
+        tools=_tools(raw.get("tool_actions")),
+        models=tuple(_model(m) for m in _list(raw, "model_breakdown")),
+    )
+
+
+def parse_users_page(payload: object) -> UsersPage:
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        raise PageError("users page has no 'data' list")
+    has_more = payload.get("has_more", False)
+    last_id = payload.get("last_id")
+    if not isinstance(has_more, bool) or not (last_id is None or isinstance(last_id, str)):
+        raise PageError("users page has a malformed 'has_more' or 'last_id'")
+    if has_more and not last_id:
+        raise PageError("users page says has_more but gives no last_id")
+    members = []
+    for raw in payload["data"]:
+        if not isinstance(raw, dict) or not isinstance(raw.get("email"), str):
+            raise PageError("users page holds a user without an email")
+        members.append(
+            Member(
+                id=str(raw.get("id", "")),
+                email=raw["email"],
+                name=str(raw.get("name") or ""),
+                role=str(raw.get("role") or ""),
+                added_at=str(raw.get("added_at") or ""),
+            )
+        )
+    return UsersPage(members, has_more, last_id)
+
+
+def _required(obj: dict, key: str) -> object:
+    if key not in obj or obj[key] is None:
+        raise RecordError("missing_field", f"record has no {key!r}")
+    return obj[key]
+
+
+def _object(obj: dict, key: str) -> dict:
+    value = _required(obj, key)
+    if not isinstance(value, dict):
+        raise RecordError("wrong_type", f"{key!r} is not an object")
+    return value
+
+
+def _list(obj: dict, key: str) -> list:
+    value = obj.get(key) or []
+    if not isinstance(value, list):
+        raise RecordError("wrong_type", f"{key!r} is not a list")
+    return value
+
+
+def _optional_str(obj: dict, key: str) -> str | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise RecordError("wrong_type", f"{key!r} is not a string")
+    return value
+
+
+def _count(obj: dict, key: str, default: int | None = None) -> int:
+    value = obj.get(key, default)
+    if value is None:
+        raise RecordError("missing_field", f"record has no {key!r}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RecordError("wrong_type", f"{key!r} is {type(value).__name__}, not an integer")
+    if value < 0:
+        raise RecordError("negative_value", f"{key!r} is negative ({value})")
+    if value > MAX_COUNT:
+        raise RecordError("implausible_value", f"{key!r} is implausibly large ({value})")
+    return value
+
+
+def _actor(actor: object) -> tuple[str, str]:
+    if not isinstance(actor, dict):
+        raise RecordError("wrong_type", "'actor' is not an object")
+    kind = ACTOR_TYPES.get(actor.get("type"))  # type: ignore[arg-type]
+    if kind is None:
+        raise RecordError("unknown_actor_type", f"actor type {actor.get('type')!r} is unknown")
+    actor_type, key = kind
+    name = actor.get(key)
+    if not isinstance(name, str) or not name:
+        raise RecordError("missing_field", f"{actor.get('type')} has no {key!r}")
+    return actor_type, name
+
+
+def _tools(tool_actions: object) -> dict[str, tuple[int, int]]:
+    """Tool decisions by tool name without the `_tool` suffix; unknown tools are kept."""
+    if tool_actions is None:
+        return {}
+    if not isinstance(tool_actions, dict):
+        raise RecordError("wrong_type", "'tool_actions' is not an object")
+    tools = {}
+    for key, decisions in tool_actions.items():
+        if not isinstance(decisions, dict):
+            raise RecordError("wrong_type", f"tool_actions[{key!r}] is not an object")
+        name = key.removesuffix(TOOL_SUFFIX)
+        tools[name] = (_count(decisions, "accepted", 0), _count(decisions, "rejected", 0))
+    return tools
+
+
+def _model(entry: object) -> ModelUsage:
+    if not isinstance(entry, dict):
+        raise RecordError("wrong_type", "a model_breakdown entry is not an object")
+    model = entry.get("model")
+    if not isinstance(model, str) or not model:
+        raise RecordError("missing_field", "a model_breakdown entry has no 'model'")
+    tokens_obj = entry.get("tokens") or {}
+    if not isinstance(tokens_obj, dict):
+        raise RecordError("wrong_type", "'tokens' is not an object")
+    tokens = {t: _count(tokens_obj, t, 0) for t in TOKEN_TYPES}
+    return ModelUsage(model, tokens, _cost_microcents(entry.get("estimated_cost")))
+
+
+def _cost_microcents(cost: object) -> int:
+    """`estimated_cost.amount` is documented as integer cents; decimal strings are kept exactly."""
+    if cost is None:
+        return 0
+    if not isinstance(cost, dict):
+        raise RecordError("wrong_type", "'estimated_cost' is not an object")
+    currency = cost.get("currency", "USD")
+    if currency != "USD":
+        raise RecordError("unsupported_currency", f"estimated cost in {currency!r}, not USD")
+    amount = cost.get("amount", 0)
+    if isinstance(amount, bool) or not isinstance(amount, int | float | str):
+        raise RecordError("wrong_type", "'estimated_cost.amount' is not a number")
+    try:
+        cents = Decimal(str(amount))
+    except InvalidOperation as exc:
+        raise RecordError(
+            "wrong_type", f"'estimated_cost.amount' {amount!r} is not a number"
+        ) from exc
+    if not cents.is_finite():
+        raise RecordError("wrong_type", "'estimated_cost.amount' is not finite")
+    if cents < 0:
+        raise RecordError("negative_value", f"estimated cost is negative ({amount})")
+    if cents > MAX_COST_CENTS:
+        raise RecordError("implausible_value", f"estimated cost is implausibly large ({amount})")
+    return int(cents * MICROCENTS_PER_CENT)

@@ -1,0 +1,145 @@
+"""Start real processes for tests (Prometheus, Alertmanager, the exporter) on free loopback ports.
+
+Every process is stopped by its PID, never by name, and its output goes to a log file in the
+test's tmp_path, which is printed when it fails to become ready."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+READY_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Proc:
+    """A child process serving HTTP on 127.0.0.1:port."""
+
+    def __init__(self, name: str, cmd: list[str], port: int, log: Path, env: dict | None = None):
+        self.name = name
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        self._log_file = log.open("wb")
+        self.popen = subprocess.Popen(
+            cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        self.pid = self.popen.pid
+
+    def wait_ready(self, path: str, timeout: float = READY_TIMEOUT) -> Proc:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                break
+            try:
+                if requests.get(self.url + path, timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not become ready on {path}:\n{self.output()[-4000:]}")
+
+    def output(self) -> str:
+        self._log_file.flush()
+        return self.log.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        if self.popen.poll() is None:
+            os.kill(self.pid, sig)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """Terminate by PID and wait; kill if it does not exit in time. Returns the exit status."""
+        if self.popen.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.popen.wait(timeout)
+        self._log_file.close()
+        return self.popen.returncode
+
+    def __enter__(self) -> Proc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_prometheus(
+    tmp_path: Path, config: dict, rule_files: tuple = (), extra_args: tuple = ()
+) -> Proc:
+    """Start Prometheus with `config` (a prometheus.yml as a dict) and the given rule files."""
+    folder = tmp_path / f"prometheus-{free_port()}"
+    folder.mkdir()
+    config = dict(config)
+    if rule_files:
+        config["rule_files"] = [str(Path(p).resolve()) for p in rule_files]
+    config_path = folder / "prometheus.yml"
+    config_path.write_text(yaml.safe_dump(config))
+    port = free_port()
+    cmd = [
+        "prometheus",
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={folder / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.enable-lifecycle",
+        "--log.level=warn",
+        *extra_args,
+    ]
+    return Proc("prometheus", cmd, port, folder / "prometheus.log").wait_ready("/-/ready")
+
+
+def start_alertmanager(tmp_path: Path, config_path: Path, extra_args: tuple = ()) -> Proc:
+    folder = tmp_path / f"alertmanager-{free_port()}"
+    folder.mkdir()
+    port = free_port()
+    cmd = [
+        shutil.which("prometheus-alertmanager") or "alertmanager",
+        f"--config.file={config_path}",
+        f"--storage.path={folder / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+        "--log.level=warn",
+        *extra_args,
+    ]
+    return Proc("alertmanager", cmd, port, folder / "alertmanager.log").wait_ready("/-/ready")
+
+
+def start_exporter(
+    tmp_path: Path,
+    *args: str,
+    env: dict | None = None,
+    ready_path: str = "/-/ready",
+    storage: Path | None = None,
+) -> Proc:
+    """Start `python -m exporter` on a free port with its store in tmp_path (or `storage`)."""
+    port = free_port()
+    storage = storage or tmp_path / "exporter.db"
+    cmd = [
+        sys.executable,
+        "-m",
+        "exporter",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--storage.path={storage}",
+        *args,
+    ]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    full_env.update(env or {})
+    log = tmp_path / f"exporter-{port}.log"
+    return Proc("exporter", cmd, port, log, env=full_env).wait_ready(ready_path)
