@@ -1,5 +1,57 @@
+// Recording rules for figures that several panels and alerts share. A recording rule evaluates at "now"
+// only and the backfill writes only the exporter's own series, so these record month-to-date figures read
+// as instant values (stat panels, alerts), never per-day history: per-day panels use promql.daily().
 {
+  local c = $._config,
+  local mtd(name, extra='') =
+    '%s_month_to_date_%s{%s}' % [c.metricPrefix, name, std.join(', ', [c.exporterSelector] + (if extra == '' then [] else [extra]))],
+
   prometheusRules+:: {
-    groups+: [],
+    groups+: [
+      {
+        name: 'claude-code-analytics.rules',
+        rules: [
+          {
+            record: '%s:month_to_date_cost_usd:sum' % c.metricPrefix,
+            expr: 'sum(%s)' % mtd('cost_usd'),
+          },
+          {
+            // Month-to-date spend extrapolated to the whole month at the pace so far. The API is about an
+            // hour late, so the elapsed time leaves out the last hour (and is at least one hour).
+            record: '%s:month_end_forecast_cost_usd:sum' % c.metricPrefix,
+            expr: |||
+              sum(%(cost)s)
+                / clamp_min(day_of_month() - 1 + (time() %% 86400 - 3600) / 86400, 1 / 24)
+                * days_in_month()
+            ||| % { cost: mtd('cost_usd') },
+          },
+          {
+            record: '%s:month_to_date_accept_rate:ratio' % c.metricPrefix,
+            expr: |||
+              sum(%(accepted)s)
+                / sum(%(decided)s)
+            ||| % {
+              accepted: mtd('tool_decisions', 'tool=~"%s", decision="accepted"' % c.acceptRateTools),
+              decided: mtd('tool_decisions', 'tool=~"%s"' % c.acceptRateTools),
+            },
+          },
+          {
+            record: '%s:month_to_date_cost_per_session_usd:ratio' % c.metricPrefix,
+            expr: 'sum(%s) / sum(%s)' % [mtd('cost_usd'), mtd('sessions')],
+          },
+          {
+            record: '%s:month_to_date_cost_per_line_usd:ratio' % c.metricPrefix,
+            expr: 'sum(%s) / sum(%s)' % [mtd('cost_usd'), mtd('lines_added')],
+          },
+          {
+            record: '%s:month_to_date_cache_read:ratio' % c.metricPrefix,
+            expr: 'sum(%s) / sum(%s)' % [
+              mtd('model_tokens', 'token_type="cache_read"'),
+              mtd('model_tokens', 'token_type=~"input|cache_read|cache_creation"'),
+            ],
+          },
+        ],
+      },
+    ],
   },
 }
