@@ -1,0 +1,437 @@
+"""Carry the Console's analytics access over to Grafana.
+
+The Console lets Primary Owners, Owners, Billing, Admins and Developers see Claude Code
+analytics, and nobody else. `AccessSync` reads the organization's members and roles from the
+Admin API and reconciles Grafana so that the dashboards' folder can be opened by exactly those
+members (and Grafana's admins): one team for viewers and one for editors, membership matched by
+email, and folder permissions that grant those two teams and nothing else.
+
+The sync plans first and then applies. It applies in an order that never widens access on the way
+(teams are created empty, members are removed, the folder's grants are replaced, and only then
+are members added), and when Grafana refuses a step it undoes the steps already taken, in reverse
+order, so permissions stay as they were."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Protocol
+
+from .client import AdminClient, ApiError
+from .config import DEFAULT_BASE_URL, ConfigError, read_api_key
+from .grafana import EDIT, VIEW, GrafanaClient, GrafanaError, GrafanaUser, Grant, Team
+
+log = logging.getLogger(__name__)
+
+# Every value of the Admin API's OrganizationRole enum.
+KNOWN_ROLES = frozenset(
+    {
+        "admin",
+        "billing",
+        "claude_code_user",
+        "developer",
+        "managed",
+        "membership_admin",
+        "owner",
+        "primary_owner",
+        "user",
+    }
+)
+# Roles the Console documents as unable to see analytics: no configuration may grant them access.
+CONSOLE_DENIED_ROLES = frozenset({"user", "claude_code_user", "membership_admin"})
+LEVELS = {"view": VIEW, "edit": EDIT}
+DEFAULT_ROLE_MAP: Mapping[str, str] = {
+    "primary_owner": "edit",
+    "owner": "edit",
+    "admin": "edit",
+    "billing": "view",
+    "developer": "view",
+}
+DEFAULT_FOLDER_UID = "claude-code"
+DEFAULT_VIEWERS_TEAM = "Claude Code analytics viewers"
+DEFAULT_EDITORS_TEAM = "Claude Code analytics editors"
+
+
+class AccessConfigError(ValueError):
+    """The access configuration cannot be used as given."""
+
+
+class AccessSyncError(Exception):
+    """A sync that could not be completed; the message says what state Grafana was left in."""
+
+
+class UserSource(Protocol):
+    """Anything that lists the organization's members, like `exporter.client.AdminClient`."""
+
+    def list_users(self) -> Sequence[object]: ...
+
+
+def parse_role_map(text: str) -> dict[str, str]:
+    """`admin=edit,billing=view` into a mapping; roles left out have no access."""
+    role_map: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        role, sep, level = (s.strip() for s in part.partition("="))
+        if not sep or not role or level not in LEVELS:
+            raise AccessConfigError(
+                f"role mapping {part!r} is not of the form role=view or role=edit"
+            )
+        if role in CONSOLE_DENIED_ROLES:
+            raise AccessConfigError(
+                f"the Console denies the {role!r} role analytics, so it cannot be mapped to a team"
+            )
+        role_map[role] = level
+    return role_map
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    folder_uid: str = DEFAULT_FOLDER_UID
+    viewers_team: str = DEFAULT_VIEWERS_TEAM
+    editors_team: str = DEFAULT_EDITORS_TEAM
+    role_map: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ROLE_MAP))
+
+    def __post_init__(self) -> None:
+        if self.viewers_team == self.editors_team:
+            raise AccessConfigError("the viewers team and the editors team need different names")
+        parse_role_map(",".join(f"{role}={level}" for role, level in self.role_map.items()))
+
+    def team_for(self, level: str) -> str:
+        return self.editors_team if level == "edit" else self.viewers_team
+
+    @property
+    def teams(self) -> dict[str, int]:
+        """Each team's name and the permission it gets on the folder."""
+        return {self.viewers_team: VIEW, self.editors_team: EDIT}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One team membership to add or remove."""
+
+    team: str
+    user_id: int
+    email: str
+
+
+@dataclass
+class Plan:
+    folder_uid: str
+    create_teams: list[str] = field(default_factory=list)
+    remove: list[Change] = field(default_factory=list)
+    add: list[Change] = field(default_factory=list)
+    permissions_before: list[Grant] = field(default_factory=list)
+    permissions_after: dict[str, int] = field(default_factory=dict)
+    team_ids: dict[str, int] = field(default_factory=dict)
+    change_permissions: bool = False
+    no_account: list[str] = field(default_factory=list)
+    denied: list[tuple[str, str]] = field(default_factory=list)
+    unknown_roles: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.create_teams or self.remove or self.add or self.change_permissions)
+
+    def describe(self) -> list[str]:
+        lines = [f"Grafana access for folder {self.folder_uid!r}:"]
+        lines += [f"  create team {name!r}" for name in self.create_teams]
+        lines += [f"  remove {c.email} from {c.team!r}" for c in self.remove]
+        if self.change_permissions:
+            after = ", ".join(f"team {t!r}: {_level(p)}" for t, p in self.permissions_after.items())
+            before = ", ".join(g.describe() for g in self.permissions_before) or "none"
+            lines.append(f"  set folder permissions to {after} (now: {before})")
+        lines += [f"  add {c.email} to {c.team!r}" for c in self.add]
+        if self.empty:
+            lines.append("  no change")
+        if self.no_account:
+            lines.append("Allowed, but no Grafana account yet: " + ", ".join(self.no_account))
+        if self.unknown_roles:
+            lines.append("Unknown role, so no access: " + _pairs(self.unknown_roles))
+        if self.denied:
+            lines.append("Role without analytics access: " + _pairs(self.denied))
+        return lines
+
+
+class AccessSync:
+    def __init__(self, source: UserSource, grafana: GrafanaClient, config: AccessConfig):
+        self.source = source
+        self.grafana = grafana
+        self.config = config
+
+    def plan(self) -> Plan:
+        """Read the organization and Grafana and work out what must change; changes nothing."""
+        plan = Plan(self.config.folder_uid, permissions_after=self.config.teams)
+        users = {u.email.lower(): u for u in self.grafana.org_users() if u.email}
+        desired = self._desired_members(plan, users)
+        teams = {name: self.grafana.find_team(name) for name in self.config.teams}
+        plan.create_teams = [name for name, team in teams.items() if team is None]
+        plan.team_ids = {name: team.id for name, team in teams.items() if team}
+        by_id = {u.id: u for u in users.values()}
+        for name, team in teams.items():
+            current = self.grafana.team_member_ids(team.id) if team else set()
+            plan.remove += [_change(name, uid, by_id) for uid in sorted(current - desired[name])]
+            plan.add += [_change(name, uid, by_id) for uid in sorted(desired[name] - current)]
+        plan.permissions_before = self._folder_permissions()
+        plan.change_permissions = any(t is None for t in teams.values()) or set(
+            _without_admin(plan.permissions_before)
+        ) != set(self._grants({n: t for n, t in teams.items() if t}))
+        return plan
+
+    def apply(self, plan: Plan) -> None:
+        """Carry out `plan`; on a Grafana error undo what was done and raise `AccessSyncError`."""
+        undo: list[tuple[str, Callable[[], None]]] = []
+        try:
+            self._apply(plan, undo)
+        except GrafanaError as exc:
+            failed = self._roll_back(undo)
+            if failed:
+                raise AccessSyncError(
+                    f"{exc}; undoing the earlier steps failed too ({failed}): run the sync again"
+                ) from None
+            raise AccessSyncError(f"{exc}; the steps already taken were undone") from None
+
+    def sync(self) -> Plan:
+        plan = self.plan()
+        if not plan.empty:
+            self.apply(plan)
+        return plan
+
+    def run_forever(self, interval: float, stop_event: threading.Event) -> None:
+        """Sync every `interval` seconds until `stop_event` is set; a failed sync is logged."""
+        while not stop_event.is_set():
+            try:
+                plan = self.sync()
+            except Exception as exc:  # the thread must outlive any one failed sync
+                log.error("Grafana access sync failed: %s", exc)
+            else:
+                for line in plan.describe() if not plan.empty or plan.unknown_roles else ():
+                    log.info("%s", line)
+            stop_event.wait(interval)
+
+    def _desired_members(self, plan: Plan, users: dict[str, GrafanaUser]) -> dict[str, set[int]]:
+        desired: dict[str, set[int]] = {name: set() for name in self.config.teams}
+        for member in self.source.list_users():
+            email, role = _field(member, "email"), _field(member, "role")
+            level = self.config.role_map.get(role)
+            if level is None:
+                target = plan.denied if role in KNOWN_ROLES else plan.unknown_roles
+                target.append((email, role))
+            elif email.lower() in users:
+                desired[self.config.team_for(level)].add(users[email.lower()].id)
+            else:
+                plan.no_account.append(email)
+        for email, role in plan.unknown_roles:
+            log.warning("member %s has the unknown role %r and gets no access", email, role)
+        return desired
+
+    def _folder_permissions(self) -> list[Grant]:
+        try:
+            return self.grafana.folder_permissions(self.config.folder_uid)
+        except GrafanaError as exc:
+            if exc.status != 404:
+                raise
+            raise AccessSyncError(
+                f"Grafana has no folder with uid {self.config.folder_uid!r}; start Grafana with "
+                "the provisioning in provisioning/grafana so that the dashboards' folder exists"
+            ) from None
+
+    def _grants(self, teams: Mapping[str, Team]) -> list[Grant]:
+        return sorted(
+            Grant("team", str(teams[name].id), level)
+            for name, level in self.config.teams.items()
+            if name in teams
+        )
+
+    def _apply(self, plan: Plan, undo: list[tuple[str, Callable[[], None]]]) -> None:
+        g = self.grafana
+        ids = dict(plan.team_ids)
+        for name in plan.create_teams:
+            ids[name] = g.create_team(name).id
+            undo.append((f"delete team {name!r}", partial(g.delete_team, ids[name])))
+        for c in plan.remove:
+            g.remove_team_member(ids[c.team], c.user_id)
+            undo.append((f"add {c.email} back", partial(g.add_team_member, ids[c.team], c.user_id)))
+        if plan.change_permissions:
+            before = _without_admin(g.folder_permissions(plan.folder_uid))
+            g.set_folder_permissions(
+                plan.folder_uid, self._grants({n: Team(i, n) for n, i in ids.items()})
+            )
+            undo.append(
+                (
+                    "restore folder permissions",
+                    partial(g.set_folder_permissions, plan.folder_uid, before),
+                )
+            )
+        for c in plan.add:
+            g.add_team_member(ids[c.team], c.user_id)
+            undo.append(
+                (f"remove {c.email}", partial(g.remove_team_member, ids[c.team], c.user_id))
+            )
+
+    @staticmethod
+    def _roll_back(undo: list[tuple[str, Callable[[], None]]]) -> str:
+        """Undo in reverse order; returns the first step that failed, or an empty string."""
+        for description, step in reversed(undo):
+            try:
+                step()
+            except GrafanaError as exc:
+                log.error("undoing a Grafana access change failed: %s", exc)
+                return description
+        return ""
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that say which Grafana to reconcile and how; shared by the CLI and the timer."""
+    parser.add_argument(
+        "--grafana.url",
+        dest="grafana_url",
+        default=None,
+        help="Grafana's base URL (default: $GRAFANA_URL)",
+    )
+    parser.add_argument(
+        "--grafana.token-file",
+        dest="grafana_token_file",
+        default=None,
+        help="file holding a service-account token with the Admin role "
+        "(default: $GRAFANA_TOKEN_FILE, or the token itself in $GRAFANA_TOKEN)",
+    )
+    parser.add_argument(
+        "--grafana.folder-uid",
+        dest="grafana_folder_uid",
+        default=DEFAULT_FOLDER_UID,
+        help="uid of the dashboards' folder (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--grafana.viewers-team",
+        dest="grafana_viewers_team",
+        default=DEFAULT_VIEWERS_TEAM,
+        help="team that may view (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--grafana.editors-team",
+        dest="grafana_editors_team",
+        default=DEFAULT_EDITORS_TEAM,
+        help="team that may edit (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--grafana.role-map",
+        dest="grafana_role_map",
+        default=",".join(f"{r}={lv}" for r, lv in DEFAULT_ROLE_MAP.items()),
+        help="Console role to team, as role=view|edit pairs; other roles get no access "
+        "(default: %(default)s)",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `grafana-access sync`."""
+    add_config_arguments(parser)
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print what would change and change nothing"
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> AccessConfig:
+    return AccessConfig(
+        folder_uid=args.grafana_folder_uid,
+        viewers_team=args.grafana_viewers_team,
+        editors_team=args.grafana_editors_team,
+        role_map=parse_role_map(args.grafana_role_map),
+    )
+
+
+def grafana_from_args(
+    args: argparse.Namespace, env: Mapping[str, str] = os.environ
+) -> GrafanaClient:
+    url = args.grafana_url or env.get("GRAFANA_URL")
+    if not url:
+        raise AccessConfigError("set GRAFANA_URL or --grafana.url to the Grafana to reconcile")
+    token_file = args.grafana_token_file or env.get("GRAFANA_TOKEN_FILE")
+    if token_file:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise AccessConfigError(
+                f"cannot read the Grafana token file {token_file}: {exc.strerror}"
+            ) from None
+    else:
+        token = env.get("GRAFANA_TOKEN", "").strip()
+    if not token:
+        raise AccessConfigError(
+            "set GRAFANA_TOKEN or GRAFANA_TOKEN_FILE to a Grafana service-account token"
+        )
+    return GrafanaClient(url, token)
+
+
+def from_args(args: argparse.Namespace, source: UserSource) -> AccessSync:
+    return AccessSync(source, grafana_from_args(args), config_from_args(args))
+
+
+def run(args: argparse.Namespace, client: UserSource) -> int:
+    """`grafana-access sync [--dry-run]`: print the plan, then apply it unless it is a dry run."""
+    try:
+        sync = from_args(args, client)
+    except AccessConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        plan = sync.plan()
+        print("\n".join(plan.describe()))
+        if args.dry_run:
+            print("Dry run: nothing was changed.")
+        elif not plan.empty:
+            sync.apply(plan)
+            print("Applied.")
+    except (AccessSyncError, GrafanaError, ApiError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """`grafana-access sync [--dry-run]`; the Admin API key comes from the environment."""
+    parser = argparse.ArgumentParser(
+        prog="claude-code-analytics-exporter grafana-access",
+        description="Give exactly the members whom the Console lets see analytics access to the "
+        "dashboards' folder in Grafana.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_arguments(
+        commands.add_parser("sync", help="reconcile Grafana's teams and folder permissions")
+    )
+    args = parser.parse_args(argv)
+    try:
+        api_key = read_api_key(os.environ)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    base_url = os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
+    return run(args, AdminClient(base_url, api_key))
+
+
+def _field(member: object, name: str) -> str:
+    value = member.get(name) if isinstance(member, dict) else getattr(member, name, None)
+    return str(value or "")
+
+
+def _change(team: str, user_id: int, users: Mapping[int, GrafanaUser]) -> Change:
+    user = users.get(user_id)
+    return Change(team, user_id, user.email if user else f"Grafana user {user_id}")
+
+
+def _without_admin(grants: list[Grant]) -> list[Grant]:
+    """Admins see every folder anyway, and Grafana refuses grants to the Admin role."""
+    return [g for g in grants if not (g.kind == "role" and g.subject == "Admin")]
+
+
+def _level(permission: int) -> str:
+    return "Edit" if permission == EDIT else "View"
+
+
+def _pairs(pairs: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{email} ({role or 'no role'})" for email, role in pairs)
