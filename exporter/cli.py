@@ -1,0 +1,142 @@
+"""Command line: `python -m exporter [flags]` serves the exporter; subcommands do one-off jobs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+from . import __version__
+from .client import AdminClient
+from .collector import Settings
+from .config import Config, ConfigError, add_arguments, load
+from .poller import Poller
+from .store import Store, StoreError
+
+PROG = "claude-code-analytics-exporter"
+log = logging.getLogger("exporter")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one sentence with exit status 2, not a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see --help).\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
+    parser = Parser(
+        prog=PROG,
+        description="Prometheus exporter for the Claude Code Analytics Admin API. "
+        f"Subcommands: {', '.join(SUBCOMMANDS)} (each has --help).",
+    )
+    add_arguments(parser)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    try:
+        config = load(parser.parse_args(argv))
+    except ConfigError as exc:
+        print(f"{PROG}: {exc}.", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level)
+    return serve(config)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def serve(config: Config) -> int:
+    try:
+        store = Store(config.storage_path)
+    except StoreError as exc:
+        print(f"{PROG}: {exc}.", file=sys.stderr)
+        return 1
+    base_url, api_key, simulator = config.base_url, config.api_key, None
+    if config.demo:
+        from .simulator import SimulatedOrganization
+        from .simulator import serve as serve_simulator
+
+        api_key = secrets.token_urlsafe(24)
+        org = SimulatedOrganization(seed=config.demo_seed, members=config.demo_members)
+        simulator = serve_simulator(org, api_key=api_key)
+        base_url = simulator.url
+        log.info(
+            "demo mode: simulated organization of %d members at %s", config.demo_members, base_url
+        )
+    client = AdminClient(
+        base_url, api_key, timeout=config.api_timeout, max_retries=config.api_max_retries
+    )
+    poller = Poller(
+        client,
+        store,
+        history_days=config.history_days,
+        refetch_days=config.refetch_days,
+        settings=Settings(config.member_label, config.member_models),
+    )
+    try:
+        return _run_server(config, poller)
+    finally:
+        if simulator is not None:
+            simulator.stop()
+        store.close()
+
+
+def _run_server(config: Config, poller: Poller) -> int:
+    from waitress import create_server
+
+    from .app import create_app
+
+    try:
+        server = create_server(
+            create_app(poller),
+            host=config.listen_host,
+            port=config.listen_port,
+            threads=8,
+            ident=PROG,
+        )
+    except OSError as exc:
+        print(
+            f"{PROG}: cannot listen on {config.listen_host}:{config.listen_port}: {exc.strerror}.",
+            file=sys.stderr,
+        )
+        return 1
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=poller.run, args=(stop, config.poll_interval), name="poller", daemon=True
+    )
+    thread.start()
+
+    def shutdown(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    log.info("listening on %s:%d", config.listen_host, config.listen_port)
+    try:
+        server.run()
+    except (SystemExit, KeyboardInterrupt):
+        log.info("shutting down")
+    finally:
+        stop.set()
+        server.close()
+        thread.join(timeout=10)
+    return 0
+
+
+def _grafana_access(argv: list[str]) -> int:
+    from . import access
+
+    return access.main(argv)
+
+
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "grafana-access": _grafana_access,
+}

@@ -1,0 +1,252 @@
+"""Configuration from flags (Prometheus style), an optional YAML file and the environment.
+
+Precedence: a flag on the command line, then the YAML file (`--config.file`, keys named like the
+flags without the leading dashes), then the default. The Admin API key only comes from the
+environment or a file it names."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+DEFAULT_PORT = 9687  # 9464 is Claude Code's own Prometheus endpoint
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+DEFAULT_STORAGE = "data/claude-code-analytics.db"
+DEFAULT_DEMO_STORAGE = "data/demo.db"
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+class ConfigError(Exception):
+    """A configuration problem, stated as one sentence for the user."""
+
+
+@dataclass
+class Config:
+    listen_host: str
+    listen_port: int
+    storage_path: Path
+    poll_interval: float
+    refetch_days: int
+    history_days: int | None
+    base_url: str
+    api_key: str
+    api_timeout: float
+    api_max_retries: int
+    member_label: str
+    member_models: bool
+    demo: bool
+    demo_members: int
+    demo_seed: int
+    log_level: str
+
+    def __repr__(self) -> str:  # never show the key
+        return f"Config(base_url={self.base_url!r}, storage_path={str(self.storage_path)!r}, ...)"
+
+
+def parse_duration(text: str) -> float:
+    """Prometheus-style durations: 30s, 5m, 1h30m, 1d."""
+    match = _DURATION.match(str(text).strip())
+    if not text or not match or not any(match.groups()):
+        raise ConfigError(f"{text!r} is not a duration like 30s, 5m or 1h")
+    d, h, m, s = (int(g or 0) for g in match.groups())
+    return float(((d * 24 + h) * 60 + m) * 60 + s)
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    host, sep, port = str(text).rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"listen address {text!r} is not host:port (for example :{DEFAULT_PORT})")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The serve flags. Defaults are None so that the YAML file fills what flags leave out."""
+    add = parser.add_argument
+    add("--config.file", dest="config_file", metavar="PATH", help="optional YAML file of settings")
+    add(
+        "--web.listen-address",
+        dest="web.listen-address",
+        metavar="HOST:PORT",
+        help=f"address to serve /metrics on (default :{DEFAULT_PORT})",
+    )
+    add(
+        "--storage.path",
+        dest="storage.path",
+        metavar="PATH",
+        help=f"SQLite store (default {DEFAULT_STORAGE}; {DEFAULT_DEMO_STORAGE} with --demo)",
+    )
+    add(
+        "--poll.interval",
+        dest="poll.interval",
+        metavar="DURATION",
+        help="how often to poll the Admin API (default 5m, at least 10s)",
+    )
+    add(
+        "--poll.refetch-days",
+        dest="poll.refetch-days",
+        metavar="N",
+        help="days, today included, refetched on every poll for late data (default 3)",
+    )
+    add(
+        "--history.days",
+        dest="history.days",
+        metavar="N",
+        help="days of history to load on first start (default: back to the first of last month)",
+    )
+    add(
+        "--api.timeout",
+        dest="api.timeout",
+        metavar="DURATION",
+        help="timeout of one Admin API request (default 30s)",
+    )
+    add(
+        "--api.max-retries",
+        dest="api.max-retries",
+        metavar="N",
+        help="retries of a failed Admin API request (default 5)",
+    )
+    add(
+        "--metrics.member-label",
+        dest="metrics.member-label",
+        metavar="MODE",
+        help="keep (email or API key name), pseudonymize, or drop the member label (default keep)",
+    )
+    add(
+        "--metrics.member-models",
+        dest="metrics.member-models",
+        action="store_const",
+        const=True,
+        help="add member and actor_type labels to the per-model series",
+    )
+    add(
+        "--demo",
+        dest="demo",
+        action="store_const",
+        const=True,
+        help="serve a built-in simulated organization instead of the Admin API (no key needed)",
+    )
+    add(
+        "--demo.members",
+        dest="demo.members",
+        metavar="N",
+        help="members of the simulated organization (default 50)",
+    )
+    add("--demo.seed", dest="demo.seed", metavar="N", help="seed of the simulated organization")
+    add("--log.level", dest="log.level", metavar="LEVEL", help="debug, info, warning or error")
+
+
+FILE_KEYS = {
+    "web.listen-address",
+    "storage.path",
+    "poll.interval",
+    "poll.refetch-days",
+    "history.days",
+    "api.timeout",
+    "api.max-retries",
+    "metrics.member-label",
+    "metrics.member-models",
+    "demo",
+    "demo.members",
+    "demo.seed",
+    "log.level",
+}
+
+
+def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
+    env = os.environ if environ is None else environ
+    values = _file_values(args.config_file) if args.config_file else {}
+    values.update({k: v for k, v in vars(args).items() if k in FILE_KEYS and v is not None})
+
+    def get(key: str, default: object) -> object:
+        return values.get(key, default)
+
+    demo = _boolean("demo", get("demo", False))
+    host, port = parse_listen_address(str(get("web.listen-address", f":{DEFAULT_PORT}")))
+    poll_interval = parse_duration(str(get("poll.interval", "5m")))
+    if poll_interval < 10:
+        raise ConfigError("--poll.interval must be at least 10s, to stay within the API's pace")
+    member_label = str(get("metrics.member-label", "keep"))
+    if member_label not in ("keep", "pseudonymize", "drop"):
+        raise ConfigError(
+            f"--metrics.member-label must be keep, pseudonymize or drop, not {member_label!r}"
+        )
+    history = get("history.days", None)
+    level = str(get("log.level", "info")).upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(
+            f"--log.level must be debug, info, warning or error, not {level.lower()!r}"
+        )
+    return Config(
+        listen_host=host,
+        listen_port=port,
+        storage_path=Path(
+            str(get("storage.path", DEFAULT_DEMO_STORAGE if demo else DEFAULT_STORAGE))
+        ),
+        poll_interval=poll_interval,
+        refetch_days=_integer("poll.refetch-days", get("poll.refetch-days", 3), 1, 31),
+        history_days=None if history is None else _integer("history.days", history, 1, 3660),
+        base_url=env.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL,
+        api_key="" if demo else read_api_key(env),
+        api_timeout=parse_duration(str(get("api.timeout", "30s"))),
+        api_max_retries=_integer("api.max-retries", get("api.max-retries", 5), 0, 20),
+        member_label=member_label,
+        member_models=_boolean("metrics.member-models", get("metrics.member-models", False)),
+        demo=demo,
+        demo_members=_integer("demo.members", get("demo.members", 50), 1, 100_000),
+        demo_seed=_integer("demo.seed", get("demo.seed", 1), 0, 2**31),
+        log_level=level,
+    )
+
+
+def read_api_key(env: dict[str, str] | os._Environ) -> str:
+    key = env.get("ANTHROPIC_ADMIN_API_KEY", "").strip()
+    path = env.get("ANTHROPIC_ADMIN_API_KEY_FILE", "").strip()
+    if not key and path:
+        try:
+            key = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read ANTHROPIC_ADMIN_API_KEY_FILE {path!r}: {exc.strerror}"
+            ) from exc
+    if not key:
+        raise ConfigError(
+            "no Admin API key: set ANTHROPIC_ADMIN_API_KEY or ANTHROPIC_ADMIN_API_KEY_FILE,"
+            " or run with --demo"
+        )
+    return key
+
+
+def _file_values(path: str) -> dict[str, object]:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read --config.file {path!r}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config.file {path!r} is not valid YAML") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config.file {path!r} must hold a mapping of settings")
+    unknown = sorted(set(map(str, data)) - FILE_KEYS)
+    if unknown:
+        raise ConfigError(f"--config.file {path!r} has unknown setting(s): {', '.join(unknown)}")
+    return {str(k): v for k, v in data.items()}
+
+
+def _integer(name: str, value: object, low: int, high: int) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ConfigError(f"--{name} must be a whole number, not {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"--{name} must be between {low} and {high}, not {number}")
+    return number
+
+
+def _boolean(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{name} must be true or false, not {value!r}")

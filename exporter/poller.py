@@ -1,0 +1,221 @@
+"""Polls the Admin API off the scrape path, keeps the store current and renders the exposition.
+
+Each poll fetches the member list, every day of the history window that the store lacks or that
+was last fetched before it settled, and the last `refetch_days` days (late data). A day replaces
+the stored one only when all of its pages arrived; a failing API leaves the store and the last
+exposition as they were, with `up` at 0."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from .client import AdminClient, ApiError
+from .collector import (
+    ExporterStats,
+    MemberLabels,
+    Settings,
+    data_families,
+    day_start,
+    exporter_families,
+    render,
+)
+from .parse import UsageRecord
+from .store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_history_days(today: date) -> int:
+    """Days from the first of last month through today, so last month and this month are exact."""
+    first_of_previous = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    return (today - first_of_previous).days + 1
+
+
+@dataclass(frozen=True)
+class Exposition:
+    plain: bytes
+    gzipped: bytes
+
+
+@dataclass
+class DayFetch:
+    records: list[UsageRecord]
+    rejected: dict[str, int]
+
+
+class Poller:
+    def __init__(
+        self,
+        client: AdminClient,
+        store: Store,
+        *,
+        history_days: int | None,
+        refetch_days: int,
+        settings: Settings,
+        clock: Clock = utc_now,
+    ):
+        self.client = client
+        self.store = store
+        self.history_days = history_days
+        self.refetch_days = refetch_days
+        self.settings = settings
+        self.clock = clock
+        self.stats = ExporterStats(counters=store.counters())
+        self.members = MemberLabels(settings.member_label, store.secret())
+        self.ready = threading.Event()
+        self.exposition = Exposition(b"", b"")
+        client.on_request = self._count_request
+
+    def _count_request(self, endpoint: str, code: str, failed: bool) -> None:
+        self.stats.inc("api_requests", endpoint=endpoint, code=code)
+        if failed:
+            self.stats.inc("api_errors", endpoint=endpoint, code=code)
+
+    # Which days to fetch
+
+    def history_start(self, today: date) -> date:
+        days = self.history_days or default_history_days(today)
+        return today - timedelta(days=days - 1)
+
+    def days_to_fetch(self, today: date) -> list[date]:
+        """Days never fetched, or last fetched before they settled; newest first.
+
+        A day settles `refetch_days - 1` days after it ends: until then every poll refetches it,
+        and the first poll after that fetches it one last time.
+        """
+        fetched = self.store.fetched_days()
+        settle = timedelta(days=self.refetch_days - 1).total_seconds()
+        day, start, out = today, self.history_start(today), []
+        while day >= start:
+            last = fetched.get(day)
+            if last is None or last < day_start(day + timedelta(days=1)) + settle:
+                out.append(day)
+            day -= timedelta(days=1)
+        return out
+
+    def history_complete(self, today: date) -> bool:
+        fetched = self.store.fetched_days()
+        day = self.history_start(today)
+        while day < today:
+            if day not in fetched:
+                return False
+            day += timedelta(days=1)
+        return True
+
+    # Polling
+
+    def poll_once(self) -> bool:
+        started = time.monotonic()
+        today = self.clock().date()
+        ok = self._refresh_members() and self._refresh_days(today)
+        self.stats.up = ok
+        self.stats.poll_duration = time.monotonic() - started
+        if ok:
+            self.stats.last_success = self.clock().timestamp()
+        try:
+            self.store.save_counters(self.stats.counters)
+        except StoreError as exc:
+            log.error("%s", exc)
+        self.render(today)
+        return ok
+
+    def _refresh_members(self) -> bool:
+        try:
+            members = self.client.list_users()
+            self.store.replace_members(members)
+        except (ApiError, StoreError) as exc:
+            log.error("member list not refreshed: %s", exc)
+            return False
+        return True
+
+    def _refresh_days(self, today: date) -> bool:
+        days = self.days_to_fetch(today)
+        first_load = not self.history_complete(today)
+        if first_load:
+            log.info("loading history: %d days from %s", len(days), days[-1] if days else today)
+        for done, day in enumerate(days, start=1):
+            try:
+                fetched = self.fetch_day(day)
+                self.store.replace_day(day, fetched.records, self.clock().timestamp())
+            except (ApiError, StoreError) as exc:
+                log.error("poll stopped at %s; the stored day is unchanged: %s", day, exc)
+                return False
+            self.stats.inc("records_ingested", len(fetched.records))
+            for reason, count in fetched.rejected.items():
+                self.stats.inc("records_rejected", count, reason=reason)
+            if first_load and (done % 10 == 0 or done == len(days)):
+                log.info("loading history: %d/%d days", done, len(days))
+        if self.history_complete(today):
+            self.ready.set()
+        return True
+
+    def fetch_day(self, day: date) -> DayFetch:
+        """All pages of one day; exact duplicates (a record repeated across pages) are dropped."""
+        records: list[UsageRecord] = []
+        rejected: dict[str, int] = {}
+        seen: set[str] = set()
+        for page in self.client.usage_pages(day):
+            for error, raw in page.rejected:
+                rejected[error.reason] = rejected.get(error.reason, 0) + 1
+                log.warning("skipped a record of %s for %s: %s", _who(raw), day, error)
+            for record in page.records:
+                key = repr(record)
+                if key in seen:
+                    rejected["duplicate"] = rejected.get("duplicate", 0) + 1
+                    log.warning("skipped a duplicate record: %s", record.describe())
+                    continue
+                seen.add(key)
+                records.append(record)
+        return DayFetch(records, rejected)
+
+    def render(self, today: date | None = None) -> None:
+        """Recompute every series from the store and swap in the new exposition."""
+        today = today or self.clock().date()
+        try:
+            fetched = self.store.fetched_days()
+            self.stats.oldest_day = day_start(min(fetched)) if fetched else None
+            families = [
+                *data_families(self.store, today, self.settings, self.members),
+                *exporter_families(self.stats),
+            ]
+        except StoreError as exc:
+            log.error("metrics not refreshed: %s", exc)
+            return
+        body = render(families)
+        self.exposition = Exposition(body, gzip.compress(body, compresslevel=6))
+
+    def run(self, stop: threading.Event, interval: float) -> None:
+        """Poll until `stop` is set; also wake at UTC midnight so `today` turns over on time."""
+        self.render()
+        if self.history_complete(self.clock().date()):
+            self.ready.set()
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:  # the poller must outlive any bug or surprise upstream
+                log.exception("poll failed")
+                self.stats.up = False
+            now = self.clock()
+            midnight = datetime.combine(
+                now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC
+            )
+            stop.wait(min(interval, (midnight - now).total_seconds() + 1))
+
+
+def _who(raw: dict) -> str:
+    actor = raw.get("actor") if isinstance(raw, dict) else None
+    if isinstance(actor, dict):
+        return repr(actor.get("email_address") or actor.get("api_key_name") or "an unknown actor")
+    return "an unknown actor"

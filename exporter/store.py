@@ -1,0 +1,286 @@
+"""The embedded SQLite store: fetched records per UTC day and actor, the member list, and persisted
+counters.
+
+Each day is replaced in one transaction (WAL mode), so a reader or a crash sees either the old
+day or the new one, never a mix. Records of one actor that share a day (one per terminal type)
+are kept as rows and summed by queries."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from .parse import TOKEN_TYPES, Member, UsageRecord
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS days (
+    day TEXT PRIMARY KEY,
+    fetched_at REAL NOT NULL,
+    records INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    day TEXT NOT NULL,
+    actor_type TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    terminal_type TEXT NOT NULL,
+    customer_type TEXT,
+    subscription_type TEXT,
+    sessions INTEGER NOT NULL,
+    lines_added INTEGER NOT NULL,
+    lines_removed INTEGER NOT NULL,
+    commits INTEGER NOT NULL,
+    pull_requests INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_by_day ON records (day);
+CREATE TABLE IF NOT EXISTS tool_actions (
+    day TEXT NOT NULL,
+    actor_type TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    accepted INTEGER NOT NULL,
+    rejected INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tool_actions_by_day ON tool_actions (day);
+CREATE TABLE IF NOT EXISTS model_usage (
+    day TEXT NOT NULL,
+    actor_type TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    model TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL,
+    cache_creation_tokens INTEGER NOT NULL,
+    cost_microcents INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS model_usage_by_day ON model_usage (day);
+CREATE TABLE IF NOT EXISTS members (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    added_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (name, labels)
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+CORE_FIELDS = ("sessions", "lines_added", "lines_removed", "commits", "pull_requests")
+Actor = tuple[str, str]
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written (bad path, read-only, full disk, corrupt file)."""
+
+
+@dataclass
+class ActorTotals:
+    sessions: int = 0
+    lines_added: int = 0
+    lines_removed: int = 0
+    commits: int = 0
+    pull_requests: int = 0
+    cost_microcents: int = 0
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    # Writing
+
+    def replace_day(self, day: date, records: Iterable[UsageRecord], fetched_at: float) -> int:
+        """Replace everything stored for `day` in one transaction. Returns the number of records."""
+        key = day.isoformat()
+        rows, tools, models = [], [], []
+        for r in records:
+            actor = (key, r.actor_type, r.actor)
+            rows.append(
+                (*actor, r.terminal_type, r.customer_type, r.subscription_type)
+                + tuple(getattr(r, f) for f in CORE_FIELDS)
+            )
+            tools += [(*actor, tool, acc, rej) for tool, (acc, rej) in r.tools.items()]
+            models += [
+                (*actor, m.model, *(m.tokens[t] for t in TOKEN_TYPES), m.cost_microcents)
+                for m in r.models
+            ]
+        with self._transaction() as db:
+            for table in ("records", "tool_actions", "model_usage"):
+                db.execute(f"DELETE FROM {table} WHERE day = ?", (key,))
+            db.executemany("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            db.executemany("INSERT INTO tool_actions VALUES (?,?,?,?,?,?)", tools)
+            db.executemany("INSERT INTO model_usage VALUES (?,?,?,?,?,?,?,?,?)", models)
+            db.execute("INSERT OR REPLACE INTO days VALUES (?, ?, ?)", (key, fetched_at, len(rows)))
+        return len(rows)
+
+    def replace_members(self, members: Iterable[Member]) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM members")
+            db.executemany(
+                "INSERT OR REPLACE INTO members VALUES (?,?,?,?,?)",
+                [(m.id, m.email, m.name, m.role, m.added_at) for m in members],
+            )
+
+    def save_counters(self, counters: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO counters VALUES (?,?,?)",
+                [(name, json.dumps(labels), value) for (name, labels), value in counters.items()],
+            )
+
+    def secret(self) -> bytes:
+        """A random key kept in the store, for pseudonyms that stay stable across restarts."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'pseudonym_key'").fetchone()
+        if row:
+            return bytes.fromhex(row[0])
+        key = secrets.token_bytes(32)
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('pseudonym_key', ?)", (key.hex(),))
+        return self.secret()
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db, self._lock)
+
+    # Reading
+
+    def fetched_days(self) -> dict[date, float]:
+        rows = self._db.execute("SELECT day, fetched_at FROM days").fetchall()
+        return {date.fromisoformat(d): t for d, t in rows}
+
+    def members(self) -> list[Member]:
+        rows = self._db.execute("SELECT id, email, name, role, added_at FROM members").fetchall()
+        return [Member(*row) for row in rows]
+
+    def counters(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        rows = self._db.execute("SELECT name, labels, value FROM counters").fetchall()
+        return {(n, tuple(tuple(p) for p in json.loads(lab))): v for n, lab, v in rows}
+
+    def actor_totals(self, start: date, end: date) -> dict[Actor, ActorTotals]:
+        """Sums per actor over the days start..end inclusive; only actors with a record appear."""
+        span = (start.isoformat(), end.isoformat())
+        totals: dict[Actor, ActorTotals] = {}
+        for actor_type, actor, *values in self._db.execute(
+            "SELECT actor_type, actor, SUM(sessions), SUM(lines_added), SUM(lines_removed),"
+            " SUM(commits), SUM(pull_requests) FROM records WHERE day BETWEEN ? AND ?"
+            " GROUP BY actor_type, actor",
+            span,
+        ):
+            totals[(actor_type, actor)] = ActorTotals(*values)
+        for actor_type, actor, cost in self._db.execute(
+            "SELECT actor_type, actor, SUM(cost_microcents) FROM model_usage"
+            " WHERE day BETWEEN ? AND ? GROUP BY actor_type, actor",
+            span,
+        ):
+            if (actor_type, actor) in totals:
+                totals[(actor_type, actor)].cost_microcents = cost
+        return totals
+
+    def tool_totals(self, start: date, end: date) -> dict[tuple[str, str, str], tuple[int, int]]:
+        rows = self._db.execute(
+            "SELECT actor_type, actor, tool, SUM(accepted), SUM(rejected) FROM tool_actions"
+            " WHERE day BETWEEN ? AND ? GROUP BY actor_type, actor, tool",
+            (start.isoformat(), end.isoformat()),
+        )
+        return {(t, a, tool): (acc, rej) for t, a, tool, acc, rej in rows}
+
+    def model_totals(
+        self, start: date, end: date, per_actor: bool
+    ) -> dict[tuple[str, ...], tuple[int, ...]]:
+        """Token sums (TOKEN_TYPES order) and cost per model, or per (actor_type, actor, model)."""
+        keys = "actor_type, actor, model" if per_actor else "model"
+        rows = self._db.execute(
+            f"SELECT {keys}, SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),"
+            f" SUM(cache_creation_tokens), SUM(cost_microcents) FROM model_usage"
+            f" WHERE day BETWEEN ? AND ? GROUP BY {keys}",
+            (start.isoformat(), end.isoformat()),
+        )
+        width = 3 if per_actor else 1
+        return {tuple(row[:width]): tuple(row[width:]) for row in rows}
+
+    def active_members(self, start: date, end: date) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT actor_type, COUNT(DISTINCT actor) FROM records"
+            " WHERE day BETWEEN ? AND ? GROUP BY actor_type",
+            (start.isoformat(), end.isoformat()),
+        )
+        return dict(rows.fetchall())
+
+    def terminal_active_members(self, start: date, end: date) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT terminal_type, COUNT(DISTINCT actor_type || ':' || actor) FROM records"
+            " WHERE day BETWEEN ? AND ? GROUP BY terminal_type",
+            (start.isoformat(), end.isoformat()),
+        )
+        return dict(rows.fetchall())
+
+    def activity_span(self) -> dict[Actor, tuple[date, date]]:
+        """First and last day with a record, per actor."""
+        rows = self._db.execute(
+            "SELECT actor_type, actor, MIN(day), MAX(day) FROM records GROUP BY actor_type, actor"
+        )
+        return {
+            (t, a): (date.fromisoformat(first), date.fromisoformat(last))
+            for t, a, first, last in rows
+        }
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; store errors become StoreError."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock):
+        self._db = db
+        self._lock = lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._lock.release()
+            raise StoreError(f"cannot write to the store: {exc}") from exc
+        return self._db
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                try:
+                    self._db.execute("COMMIT")
+                    return False
+                except sqlite3.Error as commit_error:
+                    self._db.execute("ROLLBACK")
+                    raise StoreError(f"cannot write to the store: {commit_error}") from commit_error
+            self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot write to the store: {exc}") from exc
+            return False
+        finally:
+            self._lock.release()
