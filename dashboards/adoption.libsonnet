@@ -27,14 +27,14 @@ local g = import 'lib/g.libsonnet';
       'Daily, weekly and monthly active members',
       |||
         Members with any Claude Code record: on each UTC day (daily), and on any of the 7 or 30 UTC days
-        ending that day (weekly, monthly; the exporter's `last_7_days` and `last_30_days` gauges as of the
+        ending that day (weekly, monthly; the exporter's `weekly_active_members` and `monthly_active_members` gauges as of the
         end of the day).
       |||,
       'short',
       [
         d.target(q.daily(d.period('active_members'), sel), 'daily', 'A'),
-        d.target(q.endOfDay(d.metric('last_7_days_active_members'), sel, 'sum'), 'weekly', 'B'),
-        d.target(q.endOfDay(d.metric('last_30_days_active_members'), sel, 'sum'), 'monthly', 'C'),
+        d.target(q.endOfDay(d.metric('weekly_active_members'), sel, 'sum'), 'weekly', 'B'),
+        d.target(q.endOfDay(d.metric('monthly_active_members'), sel, 'sum'), 'monthly', 'C'),
       ],
       w=24,
     ) + g.panel.timeSeries.queryOptions.withInterval('1d')

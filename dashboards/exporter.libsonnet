@@ -42,10 +42,10 @@ local g = import 'lib/g.libsonnet';
         { color: 'red', value: c.exporterStaleSeconds },
       ]),
       d.stat(
-        'Stored days',
-        'UTC days of API records held in the exporter\'s store.',
-        'short',
-        [d.instant('max(%s)' % m('stored_days'), 'days')],
+        'Oldest stored day',
+        "The oldest UTC day of API records held in the exporter's store.",
+        'dateTimeAsIsoNoDateIfToday',
+        [d.instant('1000 * min(%s)' % m('store_oldest_day_timestamp_seconds'), 'oldest day')],
       ),
     ],
 

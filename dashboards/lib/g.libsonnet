@@ -171,7 +171,6 @@ local reduceOptions = {
           type: 'query',
           name: name,
           query: query,
-          definition: query,
           hide: 0,
           regex: '',
           sort: 1,
@@ -185,7 +184,7 @@ local reduceOptions = {
           withLabelValues(label, metric=''):
             local q = if metric == '' then 'label_values(%s)' % label
             else 'label_values(%s, %s)' % [metric, label];
-            { query: q, definition: q },
+            { query: q },
         },
         refresh: {
           onLoad(): { refresh: 1 },

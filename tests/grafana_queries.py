@@ -1,0 +1,203 @@
+"""Turn a dashboard panel's target into the Prometheus HTTP call Grafana 11 would make for it.
+
+Follows the Prometheus datasource: the step is the panel's (or target's) minimum interval or the
+range divided by the data points, rounded the way Grafana rounds intervals; range queries are
+aligned to the step in UTC; instant queries run at the end of the time range; `$__range`,
+`$__interval` and `$__rate_interval` are rendered as Prometheus durations; multi-value and "All"
+variables become a regex alternation of the escaped values.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import requests
+
+DEFAULT_MAX_DATA_POINTS = 1000
+DEFAULT_SCRAPE_INTERVAL_S = 15
+
+# Grafana's rangeutil.roundInterval: (upper bound exclusive, rounded interval), in milliseconds.
+_ROUNDING_MS = (
+    (15, 10),
+    (35, 20),
+    (75, 50),
+    (150, 100),
+    (350, 200),
+    (750, 500),
+    (1_500, 1_000),
+    (3_500, 2_000),
+    (7_500, 5_000),
+    (12_500, 10_000),
+    (17_500, 15_000),
+    (25_000, 20_000),
+    (45_000, 30_000),
+    (90_000, 60_000),
+    (210_000, 120_000),
+    (450_000, 300_000),
+    (750_000, 600_000),
+    (1_050_000, 900_000),
+    (1_500_000, 1_200_000),
+    (2_700_000, 1_800_000),
+    (5_400_000, 3_600_000),
+    (9_000_000, 7_200_000),
+    (16_200_000, 10_800_000),
+    (32_400_000, 21_600_000),
+    (86_400_000, 43_200_000),
+    (604_800_000, 86_400_000),
+    (1_814_400_000, 604_800_000),
+    (3_628_800_000, 2_592_000_000),
+)
+_YEAR_MS = 31_536_000_000
+_UNITS_S = (("y", 31_536_000), ("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
+_DURATION = re.compile(r"^(\d+)([smhdwy])$")
+_SPECIAL_REGEX = re.compile(r"[$^*{}\[\]'+?.()|]")
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """A dashboard time range in Unix seconds."""
+
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class PrometheusCall:
+    """An HTTP GET to Prometheus: path and query parameters."""
+
+    path: str
+    params: dict[str, str]
+
+    def run(self, base_url: str) -> list[dict]:
+        """Send the call and return `data.result`; raise on an error status."""
+        response = requests.get(base_url + self.path, params=self.params, timeout=30)
+        body = response.json()
+        if response.status_code != 200 or body.get("status") != "success":
+            raise RuntimeError(f"{self.params['query']!r}: {body.get('error', response.text)}")
+        return body["data"]["result"]
+
+
+def round_interval_ms(interval_ms: float) -> int:
+    """Grafana's rounding of a computed interval to a readable one."""
+    for bound, rounded in _ROUNDING_MS:
+        if interval_ms < bound:
+            return rounded
+    return _YEAR_MS
+
+
+def parse_duration(text: str) -> int:
+    """Seconds of a Grafana/Prometheus duration such as '1d' or '30s'."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r}")
+    return int(match.group(1)) * dict(_UNITS_S)[match.group(2)]
+
+
+def format_duration(seconds: int) -> str:
+    """Grafana's gtime.FormatInterval for whole seconds: the largest unit that fits."""
+    for unit, size in _UNITS_S:
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return "0s"
+
+
+def interval_seconds(
+    panel: dict,
+    target: dict,
+    time_range: TimeRange,
+    scrape_interval_s: int = DEFAULT_SCRAPE_INTERVAL_S,
+) -> int:
+    """The query interval: range / data points, rounded, and at least the minimum interval."""
+    minimum = target.get("interval") or panel.get("interval")
+    min_s = parse_duration(minimum) if minimum else scrape_interval_s
+    points = panel.get("maxDataPoints", DEFAULT_MAX_DATA_POINTS)
+    dynamic_s = round_interval_ms(time_range.seconds * 1000 / points) / 1000
+    return max(math.ceil(dynamic_s), min_s)
+
+
+def rate_interval_seconds(interval_s: int, scrape_interval_s: int) -> int:
+    """`$__rate_interval`: at least four scrapes, and at least one interval plus one scrape."""
+    return max(interval_s + scrape_interval_s, 4 * scrape_interval_s)
+
+
+def regular_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\\\'")
+
+
+def regex_escape(value: str) -> str:
+    """Grafana's prometheusSpecialRegexEscape: regex metacharacters escaped for a PromQL string."""
+    return _SPECIAL_REGEX.sub(lambda m: "\\\\" + m.group(0), value.replace("\\", "\\\\\\\\"))
+
+
+def variable_text(definition: dict, values: Sequence[str]) -> str:
+    """A variable's selected values as Grafana writes them into a Prometheus query."""
+    if not definition.get("multi") and not definition.get("includeAll"):
+        return regular_escape(values[0])
+    escaped = [regex_escape(v) for v in values]
+    return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
+
+
+def substitute(expr: str, replacements: Mapping[str, str]) -> str:
+    """Replace `$name` and `${name}` by their text, longest names first (`$__range_s` first)."""
+    for name in sorted(replacements, key=len, reverse=True):
+        text = replacements[name]
+        expr = expr.replace("${" + name + "}", text)
+        expr = re.sub(r"\$" + re.escape(name) + r"(?![A-Za-z0-9_])", lambda _m, t=text: t, expr)
+    return expr
+
+
+def replacements(
+    dashboard: dict,
+    selected: Mapping[str, Sequence[str]],
+    time_range: TimeRange,
+    interval_s: int,
+    scrape_interval_s: int,
+) -> dict[str, str]:
+    """The text of every template variable and built-in macro for one query."""
+    definitions = {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
+    texts = {name: variable_text(definitions[name], values) for name, values in selected.items()}
+    range_s = round(time_range.seconds)
+    texts.update(
+        {
+            "__range": f"{range_s}s",
+            "__range_s": str(range_s),
+            "__range_ms": str(range_s * 1000),
+            "__interval": format_duration(interval_s),
+            "__interval_ms": str(interval_s * 1000),
+            "__rate_interval": format_duration(
+                rate_interval_seconds(interval_s, scrape_interval_s)
+            ),
+        }
+    )
+    return texts
+
+
+def prometheus_call(
+    dashboard: dict,
+    panel: dict,
+    target: dict,
+    selected: Mapping[str, Sequence[str]],
+    time_range: TimeRange,
+    scrape_interval_s: int = DEFAULT_SCRAPE_INTERVAL_S,
+) -> PrometheusCall:
+    """The call Grafana makes for `target` of `panel` with the variables' `selected` values."""
+    interval_s = interval_seconds(panel, target, time_range, scrape_interval_s)
+    texts = replacements(dashboard, selected, time_range, interval_s, scrape_interval_s)
+    query = substitute(target["expr"], texts)
+    if target.get("instant"):
+        return PrometheusCall("/api/v1/query", {"query": query, "time": _number(time_range.end)})
+    start = math.floor(time_range.start / interval_s) * interval_s
+    end = math.floor(time_range.end / interval_s) * interval_s
+    params = {"query": query, "start": str(start), "end": str(end), "step": str(interval_s)}
+    return PrometheusCall("/api/v1/query_range", params)
+
+
+def _number(value: float) -> str:
+    return f"{value:.3f}"
