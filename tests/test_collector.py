@@ -7,7 +7,6 @@ import subprocess
 from datetime import date
 
 import pytest
-from exposition import samples, series
 
 from conftest import FIXTURES, load_fixture
 from exporter.collector import (
@@ -20,6 +19,7 @@ from exporter.collector import (
 )
 from exporter.parse import parse_usage_page, parse_users_page
 from exporter.store import Store
+from exposition import samples, series
 
 GOLDEN = FIXTURES / "golden" / "exposition.prom"
 TODAY = date(2026, 1, 16)

@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from exposition import samples, series, value
 
 from conftest import TEST_KEY, at
 from exporter.client import AdminClient
 from exporter.collector import Settings
 from exporter.poller import Poller, default_history_days
 from exporter.store import Store
+from exposition import samples, series, value
 
 P = "claude_code_analytics"
 ALICE = {"member": "alice@example.com", "actor_type": "user"}

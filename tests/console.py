@@ -1,0 +1,61 @@
+"""The Console's definitions computed straight from raw API records, independently of the exporter.
+
+Tests compare the exporter's and the dashboards' numbers with these.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+
+CONSOLE_TOOLS = ("edit_tool", "write_tool", "notebook_edit_tool")
+
+
+def member(record: dict) -> str:
+    actor = record["actor"]
+    return actor.get("email_address") or actor["api_key_name"]
+
+
+def spend_cents(records: Iterable[dict]) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = defaultdict(Decimal)
+    for record in records:
+        for model in record["model_breakdown"]:
+            out[member(record)] += Decimal(str(model["estimated_cost"]["amount"]))
+    return dict(out)
+
+
+def core_sum(records: Iterable[dict], *path: str) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for record in records:
+        node = record["core_metrics"]
+        for key in path:
+            node = node[key]
+        out[member(record)] += node
+    return dict(out)
+
+
+def lines_accepted(records: Iterable[dict]) -> dict[str, int]:
+    return core_sum(records, "lines_of_code", "added")
+
+
+def sessions(records: Iterable[dict]) -> dict[str, int]:
+    return core_sum(records, "num_sessions")
+
+
+def active_users(records: Iterable[dict]) -> int:
+    return len({(r["actor"]["type"], member(r)) for r in records})
+
+
+def tool_decisions(
+    records: Iterable[dict], tools: Iterable[str] = CONSOLE_TOOLS
+) -> tuple[int, int]:
+    """(accepted, accepted + rejected) over the given tools."""
+    accepted = total = 0
+    wanted = set(tools)
+    for record in records:
+        for tool, decision in record.get("tool_actions", {}).items():
+            if tool in wanted:
+                accepted += decision.get("accepted", 0)
+                total += decision.get("accepted", 0) + decision.get("rejected", 0)
+    return accepted, total

@@ -1,0 +1,112 @@
+"""Command-line and configuration errors: one clear sentence, exit status 2, never the key."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from conftest import TEST_KEY
+from exporter.config import ConfigError, add_arguments, load, parse_duration
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        timeout=30,
+        check=False,
+    )
+
+
+def parse(*args: str, env: dict | None = None):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return load(parser.parse_args(list(args)), env or {"ANTHROPIC_ADMIN_API_KEY": TEST_KEY})
+
+
+def assert_one_sentence(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for word in words:
+        assert word in lines[0]
+    assert TEST_KEY not in result.stderr + result.stdout
+
+
+def test_a_missing_key_is_one_sentence_and_exit_2():
+    assert_one_sentence(run(), "ANTHROPIC_ADMIN_API_KEY", "--demo")
+
+
+def test_an_unknown_flag_is_one_sentence_and_exit_2():
+    assert_one_sentence(run("--web.listen-adress=:1"), "--web.listen-adress")
+
+
+@pytest.mark.parametrize(
+    ("flag", "word"),
+    [
+        ("--poll.interval=soon", "duration"),
+        ("--poll.interval=2s", "at least 10s"),
+        ("--history.days=0", "between 1 and"),
+        ("--web.listen-address=nowhere", "host:port"),
+        ("--metrics.member-label=hide", "keep, pseudonymize or drop"),
+    ],
+)
+def test_a_bad_value_is_one_sentence_and_exit_2_without_the_key(flag, word):
+    assert_one_sentence(run(flag, env={"ANTHROPIC_ADMIN_API_KEY": TEST_KEY}), word)
+
+
+def test_an_unreadable_key_file_is_one_sentence(tmp_path):
+    missing = tmp_path / "no-such-key"
+    assert_one_sentence(run(env={"ANTHROPIC_ADMIN_API_KEY_FILE": str(missing)}), "cannot read")
+
+
+def test_the_key_is_read_from_a_file(tmp_path):
+    path = tmp_path / "key"
+    path.write_text(TEST_KEY + "\n")
+    assert parse(env={"ANTHROPIC_ADMIN_API_KEY_FILE": str(path)}).api_key == TEST_KEY
+
+
+def test_the_config_repr_never_shows_the_key():
+    assert TEST_KEY not in repr(parse())
+
+
+def test_the_yaml_file_fills_in_and_flags_win(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text("poll.interval: 2m\nhistory.days: 10\nweb.listen-address: 127.0.0.1:9999\n")
+    config = parse(f"--config.file={path}", "--history.days=20")
+    assert (config.poll_interval, config.history_days) == (120.0, 20)
+    assert (config.listen_host, config.listen_port) == ("127.0.0.1", 9999)
+
+
+def test_an_unknown_yaml_setting_is_refused(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text("poll.intervall: 2m\n")
+    with pytest.raises(ConfigError, match="poll.intervall"):
+        parse(f"--config.file={path}")
+
+
+def test_defaults_keep_off_claude_codes_own_port_and_use_a_demo_store():
+    config = parse("--demo", env={})
+    assert config.listen_port == 9687 and config.listen_port != 9464
+    assert str(config.storage_path).endswith("demo.db")
+    assert config.api_key == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("5m", 300), ("1h30m", 5400), ("1d", 86400)]
+)
+def test_durations_read_like_prometheus(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_an_unwritable_store_is_one_sentence_and_exit_1(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run("--demo", f"--storage.path={blocker}/sub/store.db")
+    assert result.returncode == 1
+    assert "cannot open the store" in result.stderr.strip().splitlines()[-1]
