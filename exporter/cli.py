@@ -56,10 +56,19 @@ def setup_logging(level: str) -> None:
 
 def serve(config: Config) -> int:
     try:
-        store = Store(config.storage_path)
+        poller, close = build_poller(config)
     except StoreError as exc:
         print(f"{PROG}: {exc}.", file=sys.stderr)
         return 1
+    try:
+        return _run_server(config, poller)
+    finally:
+        close()
+
+
+def build_poller(config: Config) -> tuple[Poller, Callable[[], None]]:
+    """The poller over the store and the Admin API (or the simulator), and how to close them."""
+    store = Store(config.storage_path)
     base_url, api_key, simulator = config.base_url, config.api_key, None
     if config.demo:
         from .simulator import SimulatedOrganization
@@ -82,12 +91,13 @@ def serve(config: Config) -> int:
         refetch_days=config.refetch_days,
         settings=Settings(config.member_label, config.member_models),
     )
-    try:
-        return _run_server(config, poller)
-    finally:
+
+    def close() -> None:
         if simulator is not None:
             simulator.stop()
         store.close()
+
+    return poller, close
 
 
 def _run_server(config: Config, poller: Poller) -> int:

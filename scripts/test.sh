@@ -29,4 +29,15 @@ echo "lint: ruff"
 .venv/bin/ruff format --check .
 echo "generated dashboards and rules are up to date"
 .venv/bin/python tools/generate.py --check
-.venv/bin/python -m pytest -n 2 "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+.venv/bin/python -m pytest -n 2 "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# The canary key of tests/conftest.py must never reach any output.
+if grep -q "CANARY-test-key" "$log"; then
+    echo "FAILED: the canary Admin API key appears in the test output"
+    status=1
+fi
+exit "$status"

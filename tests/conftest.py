@@ -27,3 +27,14 @@ def at(day: str, hour: int = 12) -> datetime:
 def fake_api():
     with FakeAdminApi(TEST_KEY) as api:
         yield api
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Fail any test whose captured output, logs or failure report contain the canary key."""
+    outcome = yield
+    report = outcome.get_result()
+    text = "".join(content for _, content in report.sections) + str(report.longrepr or "")
+    if TEST_KEY in text:
+        report.outcome = "failed"
+        report.longrepr = "the canary Admin API key appeared in this test's output or logs"

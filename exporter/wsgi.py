@@ -1,0 +1,43 @@
+"""Entry point for a production WSGI server, for those who prefer one to the built-in waitress.
+
+    gunicorn --workers 1 --threads 8 --bind :9687 'exporter.wsgi:create()'
+    waitress-serve --port 9687 --call exporter.wsgi:create
+
+Flags come from the EXPORTER_ARGS environment variable, as on the command line (for example
+`EXPORTER_ARGS="--storage.path=/var/lib/exporter/store.db"`). Run one worker process: each
+process polls the Admin API and owns the store; threads serve scrapes from the shared cache.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shlex
+import threading
+
+from flask import Flask
+
+from .app import create_app
+from .cli import PROG, Parser, build_poller, setup_logging
+from .config import add_arguments, load
+
+
+def create(args: str | None = None) -> Flask:
+    parser = Parser(prog=f"{PROG} (EXPORTER_ARGS)")
+    add_arguments(parser)
+    config = load(parser.parse_args(shlex.split(args or os.environ.get("EXPORTER_ARGS", ""))))
+    setup_logging(config.log_level)
+    poller, close = build_poller(config)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=poller.run, args=(stop, config.poll_interval), name="poller", daemon=True
+    )
+    thread.start()
+
+    def shutdown() -> None:
+        stop.set()
+        thread.join(timeout=10)
+        close()
+
+    atexit.register(shutdown)
+    return create_app(poller)

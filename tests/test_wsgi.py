@@ -1,0 +1,37 @@
+"""The WSGI entry point used under gunicorn or waitress-serve."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+import requests
+
+from procs import Proc, free_port
+
+
+@pytest.mark.e2e
+def test_waitress_serve_runs_the_exporter_from_exporter_args(tmp_path):
+    port = free_port()
+    env = {
+        "EXPORTER_ARGS": f"--demo --demo.members=5 --history.days=2 --storage.path={tmp_path}/s.db",
+        "PATH": "/usr/bin:/bin",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "waitress",
+        f"--port={port}",
+        "--host=127.0.0.1",
+        "--call",
+        "exporter.wsgi:create",
+    ]
+    with Proc("waitress", cmd, port, tmp_path / "waitress.log", env=env).wait_ready("/-/ready"):
+        deadline = time.monotonic() + 10
+        body = ""
+        while "claude_code_analytics_exporter_up 1.0" not in body and time.monotonic() < deadline:
+            body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            time.sleep(0.2)
+    assert "claude_code_analytics_exporter_up 1.0" in body
+    assert "claude_code_analytics_month_to_date_cost_usd{" in body
