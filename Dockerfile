@@ -1,0 +1,32 @@
+# The exporter's image. Docker Compose builds it (see docker-compose.yml and docs/compose.md);
+# on its own: docker build -t claude-code-analytics-exporter .
+FROM python:3.11.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /build
+COPY pyproject.toml README.md ./
+COPY exporter ./exporter
+# The server extra brings waitress, the WSGI server the exporter serves /metrics with.
+RUN pip install ".[server]" \
+    && rm -rf /build \
+    && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent exporter \
+    && mkdir -p /var/lib/claude-code-analytics \
+    && chown exporter:exporter /var/lib/claude-code-analytics
+
+COPY provisioning/exporter/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+
+WORKDIR /var/lib/claude-code-analytics
+USER 10001:10001
+# The SQLite store: a volume, so history survives a new container.
+VOLUME ["/var/lib/claude-code-analytics"]
+EXPOSE 9687
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9687/-/healthy', timeout=4)"]
+
+ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]
+CMD ["--web.listen-address=:9687"]
