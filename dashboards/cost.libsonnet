@@ -7,7 +7,8 @@ local g = import 'lib/g.libsonnet';
     local d = (import 'lib/common.libsonnet')(c),
     local q = d.promql,
     local sel = d.selector(),
-    local rule(name) = '%s:%s{%s}' % [c.metricPrefix, name, c.exporterSelector],
+    // The recording rules already select the exporter's series and aggregate its labels away.
+    local rule(name) = '%s:%s' % [c.metricPrefix, name],
     local budgetSteps = [
       { color: 'green', value: null },
       { color: 'orange', value: c.monthlyBudgetUSD * c.budgetWarningRatio },

@@ -201,3 +201,21 @@ def prometheus_call(
 
 def _number(value: float) -> str:
     return f"{value:.3f}"
+
+
+_LABEL_VALUES = re.compile(r"^label_values\((?:(?P<metric>.+),\s*)?(?P<label>\w+)\)$")
+
+
+def variable_values(base_url: str, variable: dict, time_range: TimeRange) -> list[str]:
+    """The options of a `label_values(metric, label)` query variable, fetched as Grafana does."""
+    match = _LABEL_VALUES.match(variable["query"])
+    if not match:
+        raise ValueError(f"not a label_values() query: {variable['query']!r}")
+    params: dict[str, str] = {"start": _number(time_range.start), "end": _number(time_range.end)}
+    if match.group("metric"):
+        params["match[]"] = match.group("metric")
+    response = requests.get(
+        f"{base_url}/api/v1/label/{match.group('label')}/values", params=params, timeout=30
+    )
+    response.raise_for_status()
+    return sorted(response.json()["data"])

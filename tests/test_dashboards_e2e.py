@@ -1,0 +1,319 @@
+"""End to end: every dashboard query, sent as Grafana would, to a Prometheus scraping the exporter.
+
+The exporter runs as a process against a simulated organization whose clock is frozen at the start
+of the module, so the Console's definitions computed from the simulator's raw records are the
+truth the panels must show.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import requests
+from grafana_queries import TimeRange, prometheus_call, variable_values
+from test_dashboards import DASHBOARDS, METRIC_NAME, panels, recorded_metrics
+
+import console
+from exporter.simulator import SimulatedOrganization, serve
+from procs import start_exporter, start_prometheus
+from tools.generate import RULES_DIR
+
+pytestmark = pytest.mark.e2e
+KEY = "sk-ant-admin01-dashboards-e2e-key"
+SCRAPE_S = 1
+DAY = 86400
+# A day's per-day window opens at 00:59 UTC (docs/metrics.md); allow a few scrapes after it.
+PER_DAY_WINDOW_OPENS = timedelta(hours=0, minutes=59, seconds=10)
+CONSOLE_TOOLS = {"edit": "edit_tool", "write": "write_tool", "notebook_edit": "notebook_edit_tool"}
+
+
+def midnight(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def frozen_now() -> datetime:
+    """Now, moved past midnight when the module could otherwise run across it."""
+    now = datetime.now(UTC)
+    until_midnight = midnight(now) + timedelta(days=1) - now
+    if until_midnight < timedelta(minutes=3):
+        time.sleep(until_midnight.total_seconds() + 1)
+        now = datetime.now(UTC)
+    return now.replace(microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def org(frozen_now):
+    organization = SimulatedOrganization(seed=5, members=30, now=lambda: frozen_now)
+    with serve(organization, api_key=KEY) as server:
+        organization.url = server.url
+        yield organization
+
+
+@pytest.fixture(scope="module")
+def exporter(org, tmp_path_factory):
+    env = {"ANTHROPIC_BASE_URL": org.url, "ANTHROPIC_ADMIN_API_KEY": KEY}
+    with start_exporter(tmp_path_factory.mktemp("exporter"), "--poll.interval=1h", env=env) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def prometheus(exporter, tmp_path_factory):
+    config = {
+        "global": {"scrape_interval": f"{SCRAPE_S}s", "evaluation_interval": f"{SCRAPE_S}s"},
+        "scrape_configs": [
+            {
+                "job_name": "claude-code-analytics",
+                "static_configs": [{"targets": [exporter.url.removeprefix("http://")]}],
+            }
+        ],
+    }
+    rules = (RULES_DIR / "rules.yaml",)
+    with start_prometheus(tmp_path_factory.mktemp("prometheus"), config, rules) as proc:
+        wait_for_scrapes(proc)
+        yield proc
+
+
+def wait_for_scrapes(prometheus, count: int = 6, timeout: float = 60.0) -> None:
+    """Until the exporter was scraped `count` times and the recording rules have values."""
+    wanted = f"count_over_time(up{{job='claude-code-analytics'}}[1m]) >= {count}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if instant(prometheus, wanted) and instant(
+            prometheus, "claude_code_analytics:month_to_date_cost_usd:sum"
+        ):
+            return
+        time.sleep(0.5)
+    raise AssertionError("Prometheus did not scrape the exporter and evaluate the rules in time")
+
+
+def instant(prometheus, expr: str) -> list[dict]:
+    response = requests.get(f"{prometheus.url}/api/v1/query", params={"query": expr}, timeout=10)
+    return response.json()["data"]["result"]
+
+
+def last_30_days() -> TimeRange:
+    now = time.time()
+    return TimeRange(now - 30 * DAY, now)
+
+
+def today_so_far() -> TimeRange:
+    """Grafana's "Today so far": from 00:00 UTC to now, in whole seconds."""
+    now = float(int(time.time()))
+    return TimeRange(now - now % DAY, now)
+
+
+def time_range_for(name: str) -> TimeRange:
+    """The dashboards' default 30 days; the exporter's own panels over the minutes this test ran."""
+    if name == "exporter.json":
+        now = time.time()
+        return TimeRange(now - 300, now)
+    return last_30_days()
+
+
+def selection(prometheus, org, name: str, time_range: TimeRange) -> dict[str, Sequence[str]]:
+    """Every variable's options for "All", and for the member dashboard the busiest member."""
+    selected: dict[str, Sequence[str]] = {}
+    for variable in DASHBOARDS[name]["templating"]["list"]:
+        if variable["type"] != "query":
+            continue
+        options = variable_values(prometheus.url, variable, time_range)
+        if variable.get("includeAll"):
+            selected[variable["name"]] = options
+        else:
+            selected[variable["name"]] = [busiest_member(org)]
+    return selected
+
+
+def busiest_member(org) -> str:
+    today = datetime.fromtimestamp(time.time(), UTC).date()
+    records = month_records(org, today)
+    spend = console.spend_cents(records)
+    return max(spend, key=spend.__getitem__)
+
+
+def month_records(org, today) -> list[dict]:
+    day, out = today.replace(day=1), []
+    while day <= today:
+        out += org.visible_records(day)
+        day += timedelta(days=1)
+    return out
+
+
+def panel(name: str, title: str) -> dict:
+    return next(p for p in DASHBOARDS[name]["panels"] if p["title"] == title)
+
+
+def run(prometheus, org, name: str, title: str, ref_id: str, time_range: TimeRange) -> list[dict]:
+    chosen = panel(name, title)
+    target = next(t for t in chosen["targets"] if t["refId"] == ref_id)
+    selected = selection(prometheus, org, name, time_range)
+    call = prometheus_call(DASHBOARDS[name], chosen, target, selected, time_range, SCRAPE_S)
+    return call.run(prometheus.url)
+
+
+def at_midnight_today(result: list[dict]) -> float | None:
+    """The value of a single-series per-day result at today's 00:00 UTC step, or None."""
+    today = int(time.time()) // DAY * DAY
+    values = [float(v) for series in result for t, v in series["values"] if int(t) == today]
+    assert len(values) <= 1
+    return values[0] if values else None
+
+
+def single(result: list[dict]) -> float | None:
+    assert len(result) <= 1
+    return float(result[0]["value"][1]) if result else None
+
+
+def todays_records(org) -> list[dict]:
+    return org.visible_records(datetime.fromtimestamp(time.time(), UTC).date())
+
+
+def per_day_windows_open() -> bool:
+    now = datetime.now(UTC)
+    return now - midnight(now) >= PER_DAY_WINDOW_OPENS
+
+
+def all_queries() -> list[tuple[str, str, str]]:
+    return [
+        (name, p["title"], t["refId"])
+        for name, dashboard in sorted(DASHBOARDS.items())
+        for p in panels(dashboard)
+        for t in p["targets"]
+    ]
+
+
+def is_per_day(name: str, title: str, ref_id: str) -> bool:
+    target = next(t for t in panel(name, title)["targets"] if t["refId"] == ref_id)
+    return "offset -" in target["expr"]
+
+
+@pytest.mark.parametrize(("name", "title", "ref_id"), all_queries())
+def test_query_returns_data(prometheus, org, name, title, ref_id):
+    if is_per_day(name, title, ref_id) and not per_day_windows_open():
+        pytest.skip("per-day windows hold no samples before 00:59 UTC by design")
+    assert run(prometheus, org, name, title, ref_id, time_range_for(name)) != []
+
+
+def test_every_metric_the_dashboards_name_is_exported(exporter):
+    text = requests.get(exporter.url + "/metrics", timeout=10).text
+    exported = set()
+    for name, kind in re.findall(r"^# TYPE (\S+) (\w+)$", text, flags=re.MULTILINE):
+        exported.add(name + ("_total" if kind == "counter" and not name.endswith("_total") else ""))
+    used = {
+        m
+        for d in DASHBOARDS.values()
+        for p in panels(d)
+        for t in p["targets"]
+        for m in METRIC_NAME.findall(t["expr"])
+    }
+    assert used - recorded_metrics() - {"up"} - exported == set()
+
+
+def expected_today(org) -> dict[str, float | None]:
+    records = todays_records(org)
+    if not records:
+        return dict.fromkeys(("users", "sessions", "spend", "lines", "accept_rate"))
+    accepted, decided = console.tool_decisions(records)
+    return {
+        "users": console.active_users(records),
+        "sessions": sum(console.sessions(records).values()),
+        "spend": float(sum(console.spend_cents(records).values()) / 100),
+        "lines": sum(console.lines_accepted(records).values()),
+        "accept_rate": accepted / decided if decided else None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("title", "ref_id", "figure"),
+    [
+        ("Activity", "A", "users"),
+        ("Activity", "B", "sessions"),
+        ("Spend", "A", "users"),
+        ("Lines of code accepted per day", "A", "lines"),
+    ],
+)
+def test_todays_count_equals_the_console_definition(prometheus, org, title, ref_id, figure):
+    result = run(prometheus, org, "analytics.json", title, ref_id, last_30_days())
+    assert at_midnight_today(result) == expected_today(org)[figure]
+
+
+def test_todays_spend_is_within_a_cent_of_the_console_definition(prometheus, org):
+    result = run(prometheus, org, "analytics.json", "Spend", "B", last_30_days())
+    expected = expected_today(org)["spend"]
+    assert at_midnight_today(result) == (
+        None if expected is None else pytest.approx(expected, abs=0.01)
+    )
+
+
+def test_todays_accept_rate_per_day_equals_the_console_definition(prometheus, org):
+    result = run(
+        prometheus, org, "analytics.json", "Suggestion accept rate per day", "A", last_30_days()
+    )
+    expected = expected_today(org)["accept_rate"]
+    assert at_midnight_today(result) == (
+        None if expected is None else pytest.approx(expected, rel=1e-9)
+    )
+
+
+def test_lines_of_code_accepted_today_so_far_equals_the_console_definition(prometheus, org):
+    result = run(prometheus, org, "analytics.json", "Lines of code accepted", "A", today_so_far())
+    assert single(result) == expected_today(org)["lines"]
+
+
+@pytest.mark.parametrize(
+    ("ref_id", "tools"),
+    [
+        ("A", ("edit_tool", "write_tool", "notebook_edit_tool")),
+        ("B", ("edit_tool",)),
+        ("C", ("write_tool",)),
+        ("D", ("notebook_edit_tool",)),
+        ("E", ("multi_edit_tool",)),
+    ],
+)
+def test_accept_rate_today_so_far_equals_the_console_definition(prometheus, org, ref_id, tools):
+    result = run(
+        prometheus, org, "analytics.json", "Suggestion accept rate", ref_id, today_so_far()
+    )
+    accepted, decided = console.tool_decisions(todays_records(org), tools)
+    value = single(result)
+    if decided:
+        assert value == pytest.approx(accepted / decided, rel=1e-9)
+    else:
+        assert value is None or value != value  # no decisions: no series, or 0/0
+
+
+def team_insights_column(prometheus, org, ref_id: str) -> dict[str, float]:
+    result = run(prometheus, org, "analytics.json", "Team insights", ref_id, last_30_days())
+    return {series["metric"]["member"]: float(series["value"][1]) for series in result}
+
+
+def test_team_insights_lists_every_member_active_this_month(prometheus, org):
+    records = month_records(org, datetime.fromtimestamp(time.time(), UTC).date())
+    shown = team_insights_column(prometheus, org, "A")
+    assert {console.member(r) for r in records} <= set(shown)
+    assert {u["email"] for u in org.users()} <= set(shown)
+
+
+def test_team_insights_spend_this_month_is_within_a_cent_of_the_console_definition(prometheus, org):
+    records = month_records(org, datetime.fromtimestamp(time.time(), UTC).date())
+    expected = console.spend_cents(records)
+    shown = team_insights_column(prometheus, org, "A")
+    wrong = {
+        m: (v, expected.get(m, Decimal(0)) / 100)
+        for m, v in shown.items()
+        if abs(Decimal(str(v)) - expected.get(m, Decimal(0)) / 100) > Decimal("0.01")
+    }
+    assert wrong == {}
+
+
+def test_team_insights_lines_this_month_equal_the_console_definition(prometheus, org):
+    records = month_records(org, datetime.fromtimestamp(time.time(), UTC).date())
+    expected = console.lines_accepted(records)
+    shown = team_insights_column(prometheus, org, "B")
+    assert shown == {m: float(expected.get(m, 0)) for m in shown}
