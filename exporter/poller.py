@@ -129,6 +129,8 @@ class Poller:
         except StoreError as exc:
             log.error("%s", exc)
         self.render(today)
+        if self.history_complete(today):  # after render, so ready means /metrics has the history
+            self.ready.set()
         return ok
 
     def _refresh_members(self) -> bool:
@@ -157,8 +159,6 @@ class Poller:
                 self.stats.inc("records_rejected", count, reason=reason)
             if first_load and (done % 10 == 0 or done == len(days)):
                 log.info("loading history: %d/%d days", done, len(days))
-        if self.history_complete(today):
-            self.ready.set()
         return True
 
     def fetch_day(self, day: date) -> DayFetch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -128,3 +129,15 @@ def test_metrics_answer_at_once_with_the_last_good_data_while_the_api_hangs(tmp_
     assert {k: v for k, v in during.items() if k[0] == spend} == {
         k: v for k, v in before.items() if k[0] == spend
     }
+
+
+def test_the_readme_demo_serves_metrics_promtool_accepts_within_30_seconds(tmp_path):
+    started = time.monotonic()
+    with start_exporter(tmp_path, "--demo") as proc:
+        body = requests.get(f"{proc.url}/metrics", timeout=5).content
+    assert time.monotonic() - started < 30
+    assert b"claude_code_analytics_month_to_date_cost_usd{" in body
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=body, capture_output=True, check=False
+    )
+    assert check.returncode == 0, check.stderr.decode()
