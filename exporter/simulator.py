@@ -21,6 +21,7 @@ import random
 import re
 import secrets
 import signal
+import socket
 import sys
 import threading
 import unicodedata
@@ -46,6 +47,8 @@ DATA_DELAY = timedelta(hours=1)
 CACHED_DAYS = 64
 CACHED_VIEWS = 32
 CURSOR_PREFIX = "page_"
+BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+STOP_POLL_SECONDS = 0.05
 HTTP_ERROR_TYPES = {404: "not_found_error", 405: "invalid_request_error"}
 
 ROLES = (
@@ -414,7 +417,7 @@ def _user_object(rng: random.Random, name: str, email: str, role: str, joined: d
         seconds=rng.randint(8 * 3600, 19 * 3600), microseconds=rng.randint(0, 999_999)
     )
     return {
-        "id": "user_01" + _base58(rng.getrandbits(128), 22),
+        "id": "user_01" + "".join(rng.choices(BASE58, k=22)),
         "type": "user",
         "email": email,
         "name": name,
@@ -632,17 +635,6 @@ def _weighted(rng: random.Random, choices: Iterable[tuple[str, int]]) -> str:
     return rng.choices(names, weights)[0]
 
 
-_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def _base58(number: int, width: int) -> str:
-    digits = []
-    for _ in range(width):
-        number, digit = divmod(number, 58)
-        digits.append(_BASE58[digit])
-    return "".join(digits)
-
-
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
@@ -833,18 +825,33 @@ class _QuietHandler(WSGIRequestHandler):
         return None
 
 
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """Bound here rather than by werkzeug, which exits the process when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family)
+
+
 class SimulatorServer:
     """The simulator served by werkzeug in a daemon thread; stop() or leave `with` to end it."""
 
     def __init__(self, org: SimulatedOrganization, host: str, port: int, api_key: str | None):
         self.org = org
-        self._server: BaseWSGIServer = make_server(
-            host, port, create_app(org, api_key), threaded=True, request_handler=_QuietHandler
-        )
-        self.port = self._server.server_port
-        self.url = f"http://{host}:{self.port}"
+        with _listening_socket(host, port) as listener:
+            self._server: BaseWSGIServer = make_server(
+                host,
+                port,
+                create_app(org, api_key),
+                threaded=True,
+                request_handler=_QuietHandler,
+                fd=listener.fileno(),
+            )
+        self.port = self._server.server_address[1]
+        self.url = f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"simulator-{self.port}", daemon=True
+            target=self._server.serve_forever,
+            args=(STOP_POLL_SECONDS,),
+            name=f"simulator-{self.port}",
+            daemon=True,
         )
         self._thread.start()
 
