@@ -1,7 +1,7 @@
 """Render the mixin into the committed dashboards and Prometheus rule files.
 
-    python tools/generate.py           # write dashboards/generated/*.json and alerts/generated/*.yaml
-    python tools/generate.py --check   # exit 1 and name the stale files when the committed output differs
+    python tools/generate.py          # write dashboards/generated/ and alerts/generated/
+    python tools/generate.py --check  # exit 1 and name the stale files if the output differs
 
 gojsonnet is used when installed (much faster); otherwise the reference `jsonnet` package.
 """
@@ -67,7 +67,9 @@ def write(files: dict[Path, str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if the committed output is stale")
+    parser.add_argument(
+        "--check", action="store_true", help="fail if the committed output is stale"
+    )
     args = parser.parse_args(argv)
     files = render(evaluate())
     if args.check:
