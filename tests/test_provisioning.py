@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
+from exporter import access
 from exporter.access import DEFAULT_FOLDER_UID
 from tools.generate import DASHBOARDS_DIR
 
@@ -197,3 +198,18 @@ def test_grafanas_home_dashboard_is_a_provisioned_dashboard():
     assert host_path(home).is_file()
     (provider,) = providers()
     assert PurePosixPath(provider["options"]["path"]) in PurePosixPath(home).parents
+
+
+def test_the_rbac_example_in_the_docs_grants_the_sync_teams_the_folder():
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "access.md").read_text(), re.S)
+    (example,) = [yaml.safe_load(b) for b in blocks if "access-control" in b]
+    roles = {role["uid"] for role in example["roles"]}
+
+    assert example["apiVersion"] == 2
+    assert {team["name"] for team in example["teams"]} == {
+        access.DEFAULT_VIEWERS_TEAM,
+        access.DEFAULT_EDITORS_TEAM,
+    }
+    assert all(r["uid"] in roles for team in example["teams"] for r in team["roles"])
+    scopes = {p["scope"] for role in example["roles"] for p in role["permissions"]}
+    assert scopes == {f"folders:uid:{DEFAULT_FOLDER_UID}"}
