@@ -258,3 +258,21 @@ def test_queries_select_the_exporters_job_unless_they_read_a_recording_rule():
         assert all('job="claude-code-analytics"' in s for s in selectors), (
             f"{name}: {panel['title']}"
         )
+
+
+def test_an_sre_overrides_selector_uid_prefix_and_budget_from_another_jsonnet_file():
+    overridden = evaluate(
+        ext_code="local o = m + { _config+:: { exporterSelector: 'job=\"acme\"',"
+        " dashboardUidPrefix: 'acme', monthlyBudgetUSD: 500 } };"
+        "{ d: o.grafanaDashboards, r: o.prometheusRules }"
+    )
+    dashboards = overridden["d"]
+    exprs = [t["expr"] for d in dashboards.values() for p in panels(d) for t in p["targets"]]
+    exprs += [r["expr"] for g in overridden["r"]["groups"] for r in g["rules"]]
+    gauge = next(
+        p for p in dashboards["cost.json"]["panels"] if p["title"] == "Month-to-date spend"
+    )
+    assert {d["uid"].split("-")[0] for d in dashboards.values()} == {"acme"}
+    assert [e for e in exprs if "claude-code-analytics" in e] == []
+    assert all('job="acme"' in e for e in exprs if "{" in e)
+    assert gauge["fieldConfig"]["defaults"]["max"] == 500
