@@ -23,6 +23,7 @@ from exporter import access
 from exporter.access import AccessConfig, AccessConfigError, AccessSync, AccessSyncError
 from exporter.client import AdminClient
 from exporter.grafana import GrafanaClient
+from exporter.simulator import SimulatedOrganization, SimulatorServer, serve
 from fake_admin_api import FakeAdminApi
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +55,9 @@ def grafana() -> Iterator[GrafanaStub]:
         yield stub
 
 
-def make_sync(org: FakeAdminApi, grafana: GrafanaStub, **config: object) -> AccessSync:
+def make_sync(
+    org: FakeAdminApi | SimulatorServer, grafana: GrafanaStub, **config: object
+) -> AccessSync:
     client = AdminClient(org.url, TEST_KEY, max_retries=0)
     return AccessSync(client, GrafanaClient(grafana.url, grafana.token), AccessConfig(**config))
 
@@ -435,6 +438,60 @@ def test_the_subcommand_runs_from_the_command_line(org, grafana):
     assert "add adam@example.com to 'Claude Code analytics editors'" in done.stdout
     assert grafana.writes() == []
     assert TEST_KEY not in done.stdout + done.stderr
+
+
+@pytest.fixture
+def simulated() -> Iterator[SimulatorServer]:
+    with serve(SimulatedOrganization(seed=7, members=30), api_key=TEST_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def simulated_grafana(simulated) -> Iterator[GrafanaStub]:
+    """A Grafana where every member of the simulated organization has an account."""
+    with GrafanaStub() as stub:
+        for user in simulated.org.users():
+            stub.add_user(login(user), user["email"])
+        stub.add_user("admin", "admin@localhost", role="Admin")
+        stub.add_user("root", "root@localhost", server_admin=True)
+        stub.add_folder(FOLDER, "Claude Code")
+        yield stub
+
+
+def login(user: dict) -> str:
+    return user["email"].split("@")[0]
+
+
+def allowed_in(server: SimulatorServer) -> set[str]:
+    return {login(u) for u in server.org.users() if u["role"] in access.DEFAULT_ROLE_MAP}
+
+
+def test_the_simulated_organization_reaches_grafana_role_for_role(simulated, simulated_grafana):
+    roles = {u["role"] for u in simulated.org.users()}
+
+    make_sync(simulated, simulated_grafana).sync()
+
+    assert {"developer", "billing", "claude_code_user", "user"} <= roles
+    assert who_sees(simulated_grafana) == allowed_in(simulated) | GRAFANA_ADMINS
+
+
+def test_a_role_change_in_the_simulated_organization_is_carried_over_on_the_next_sync(
+    simulated, simulated_grafana
+):
+    sync = make_sync(simulated, simulated_grafana)
+    sync.sync()
+    users = simulated.org.users()
+    developer = next(u for u in users if u["role"] == "developer")
+    coder = next(u for u in users if u["role"] == "claude_code_user")
+    simulated.org.set_role(developer["email"], "claude_code_user")
+    simulated.org.set_role(coder["email"], "billing")
+
+    sync.sync()
+
+    seen = who_sees(simulated_grafana)
+    assert login(developer) not in seen
+    assert login(coder) in seen
+    assert seen == allowed_in(simulated) | GRAFANA_ADMINS
 
 
 def test_users_json_fixture_is_in_the_documented_shape():
