@@ -126,15 +126,15 @@ def selection(prometheus, org, name: str, time_range: TimeRange) -> dict[str, Se
         if variable.get("includeAll"):
             selected[variable["name"]] = options
         else:
-            selected[variable["name"]] = [busiest_member(org)]
+            selected[variable["name"]] = [busiest_member(org, options)]
     return selected
 
 
-def busiest_member(org) -> str:
+def busiest_member(org, options: Sequence[str]) -> str:
+    """The member with the highest spend this month, or the first option early on the 1st."""
     today = datetime.fromtimestamp(time.time(), UTC).date()
-    records = month_records(org, today)
-    spend = console.spend_cents(records)
-    return max(spend, key=spend.__getitem__)
+    spend = console.spend_cents(month_records(org, today))
+    return max(spend, key=spend.__getitem__) if spend else options[0]
 
 
 def month_records(org, today) -> list[dict]:
