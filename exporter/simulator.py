@@ -221,7 +221,12 @@ def visible_hours(day: date, now: datetime) -> int:
 
 
 class SimulatedOrganization:
-    """A deterministic organization: its members, their roles and each UTC day's usage records."""
+    """A deterministic organization: its members, their roles and each UTC day's usage records.
+
+    The same seed gives the same organization when built on the same UTC day: who joined or
+    started using Claude Code when is set relative to the clock's date at construction, so a
+    demo always has recent history to show.
+    """
 
     def __init__(
         self,
@@ -276,15 +281,16 @@ class SimulatedOrganization:
         """One page of users after (or before) a user id; KeyError for an unknown id."""
         wanted_roles = set(roles)
         with self._lock:
-            bound = self._user_position(after_id if after_id is not None else before_id)
             if before_id is not None:
-                candidates = _matching(self._users[:bound], email, wanted_roles)
-                page = candidates[-limit:]
+                positions = range(self._user_position(before_id) - 1, -1, -1)
             else:
-                start = bound + 1 if after_id is not None else 0
-                candidates = _matching(self._users[start:], email, wanted_roles, limit + 1)
-                page = candidates[:limit]
-            return [dict(user) for user in page], len(candidates) > len(page)
+                start = 0 if after_id is None else self._user_position(after_id) + 1
+                positions = range(start, len(self._users))
+            found = _matching((self._users[i] for i in positions), email, wanted_roles, limit + 1)
+            page = found[:limit]
+            if before_id is not None:
+                page.reverse()
+            return [dict(user) for user in page], len(found) > limit
 
     def final_records(self, day: date) -> list[dict]:
         """Ground truth: the complete records of a UTC day in the API's shape."""
@@ -343,9 +349,7 @@ class SimulatedOrganization:
                 else:
                     yield actor_day
 
-    def _user_position(self, user_id: str | None) -> int:
-        if user_id is None:
-            return len(self._users)
+    def _user_position(self, user_id: str) -> int:
         if user_id not in self._user_index:
             raise KeyError(user_id)
         return self._user_index[user_id]
@@ -356,8 +360,8 @@ class SimulatedOrganization:
             raise ValueError(f"the spend spike names {member!r}, who is not in the organization")
 
 
-def _matching(users: list[dict], email: str | None, roles: set[str], enough: int = 0) -> list[dict]:
-    """Users that pass the filters, stopping after `enough` of them when it is positive."""
+def _matching(users: Iterable[dict], email: str | None, roles: set[str], enough: int) -> list[dict]:
+    """The first `enough` users that pass the filters."""
     found = []
     for user in users:
         if (email is None or user["email"].lower() == email.lower()) and (
