@@ -55,7 +55,8 @@ class Proc:
         raise RuntimeError(f"{self.name} did not become ready on {path}:\n{self.output()[-4000:]}")
 
     def output(self) -> str:
-        self._log_file.flush()
+        if not self._log_file.closed:
+            self._log_file.flush()
         return self.log.read_text(errors="replace")
 
     def signal(self, sig: int) -> None:
