@@ -31,6 +31,7 @@ from .store import Store, StoreError
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+LAST_SUCCESS_KEY = "last_success"
 
 
 def utc_now() -> datetime:
@@ -72,7 +73,7 @@ class Poller:
         self.refetch_days = refetch_days
         self.settings = settings
         self.clock = clock
-        self.stats = ExporterStats(counters=store.counters())
+        self.stats = ExporterStats(counters=store.counters(), last_success=_last_success(store))
         self.members = MemberLabels(settings.member_label, store.secret())
         self.ready = threading.Event()
         self.exposition = Exposition(b"", b"")
@@ -119,19 +120,31 @@ class Poller:
     def poll_once(self) -> bool:
         started = time.monotonic()
         today = self.clock().date()
-        ok = self._refresh_members() and self._refresh_days(today)
+        try:
+            ok = self._refresh_members() and self._refresh_days(today)
+        except StoreError as exc:
+            log.error("poll stopped: %s", exc)
+            ok = False
         self.stats.up = ok
         self.stats.poll_duration = time.monotonic() - started
         if ok:
             self.stats.last_success = self.clock().timestamp()
+        self._save_state()
+        self.render(today)
         try:
-            self.store.save_counters(self.stats.counters)
+            if self.history_complete(today):  # after render: ready means /metrics has the history
+                self.ready.set()
         except StoreError as exc:
             log.error("%s", exc)
-        self.render(today)
-        if self.history_complete(today):  # after render, so ready means /metrics has the history
-            self.ready.set()
         return ok
+
+    def _save_state(self) -> None:
+        try:
+            self.store.save_counters(self.stats.counters)
+            if self.stats.last_success is not None:
+                self.store.set_meta(LAST_SUCCESS_KEY, repr(self.stats.last_success))
+        except StoreError as exc:
+            log.error("counters not saved: %s", exc)
 
     def _refresh_members(self) -> bool:
         try:
@@ -199,19 +212,29 @@ class Poller:
     def run(self, stop: threading.Event, interval: float) -> None:
         """Poll until `stop` is set; also wake at UTC midnight so `today` turns over on time."""
         self.render()
-        if self.history_complete(self.clock().date()):
-            self.ready.set()
+        try:
+            if self.history_complete(self.clock().date()):
+                self.ready.set()
+        except StoreError as exc:
+            log.error("%s", exc)
         while not stop.is_set():
             try:
                 self.poll_once()
             except Exception:  # the poller must outlive any bug or surprise upstream
                 log.exception("poll failed")
                 self.stats.up = False
+                self.render()
             now = self.clock()
             midnight = datetime.combine(
                 now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC
             )
             stop.wait(min(interval, (midnight - now).total_seconds() + 1))
+
+
+def _last_success(store: Store) -> float | None:
+    """When the last fully successful poll ended, kept across restarts."""
+    stored = store.meta(LAST_SUCCESS_KEY)
+    return float(stored) if stored else None
 
 
 def _who(raw: dict) -> str:

@@ -16,18 +16,20 @@ import base64
 import binascii
 import bisect
 import collections
+import copy
 import hmac
 import random
 import re
 import secrets
 import signal
 import socket
+import struct
 import sys
 import threading
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -39,6 +41,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 USAGE_PATH = "/v1/organizations/usage_report/claude_code"
 USERS_PATH = "/v1/organizations/users"
 HEALTH_PATH = "/-/healthy"
+FAULTS_PATH = "/-/faults"
 API_VERSIONS = ("2023-01-01", "2023-06-01")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
@@ -244,6 +247,7 @@ class SimulatedOrganization:
         self.organization_id = str(uuid.UUID(int=random.Random(seed).getrandbits(128), version=4))
         self.requests: collections.Counter = collections.Counter()
         self.before_request: list[RequestHook] = []
+        self.faults = Faults()
         self._lock = threading.Lock()
         self._anchor = _as_utc(self.now()).date()
         self._users, user_actors = _make_users(seed, members, self._anchor)
@@ -647,6 +651,199 @@ def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+# --- Faults -------------------------------------------------------------------------------------
+
+# Faults answered with the API's documented error instead of data: status and error type.
+STATUS_FAULTS = {
+    "rate_limit": (429, "rate_limit_error"),
+    "server_error": (500, "api_error"),
+    "bad_gateway": (502, "api_error"),
+    "unavailable": (503, "api_error"),
+    "overloaded": (529, "overloaded_error"),
+}
+# Faults that damage the first record of a usage report page, and how.
+RECORD_FAULTS = (
+    "unknown_fields",
+    "missing_fields",
+    "wrong_types",
+    "negative_numbers",
+    "absurd_numbers",
+)
+# Faults of the usage report's paging.
+PAGING_FAULTS = ("short_pages", "repeat_cursor", "duplicate_records")
+# Faults of the connection or the body, on either endpoint.
+TRANSPORT_FAULTS = ("timeout", "reset", "truncated_json")
+FAULT_KINDS = (*STATUS_FAULTS, *TRANSPORT_FAULTS, *PAGING_FAULTS, *RECORD_FAULTS, "hostile_names")
+ENDPOINTS = ("claude_code_usage", "users")
+# Appended to every member's email by "hostile_names": a quote, a backslash, a newline, non-ASCII.
+HOSTILE_SUFFIX = '+"o\\brien"\nzoë.日本'
+ABSURD_CENTS = 10**15
+
+
+def hostile_email(email: str) -> str:
+    """The email a member has while the "hostile_names" fault is on."""
+    local, _, domain = email.partition("@")
+    return f"{local}{HOSTILE_SUFFIX}@{domain}"
+
+
+@dataclass
+class Fault:
+    """One switched-on fault: `times` matching requests suffer it (None: until cleared)."""
+
+    kind: str
+    times: int | None = 1
+    endpoint: str | None = None
+    day: str | None = None
+    retry_after: str | None = None
+    delay: float = 5.0
+    page_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(
+                f"unknown fault {self.kind!r}; expected one of {', '.join(FAULT_KINDS)}"
+            )
+        if self.endpoint is not None and self.endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {self.endpoint!r}; expected one of {ENDPOINTS}")
+        if self.times is not None and self.times < 1:
+            raise ValueError("times must be at least 1, or None for a fault that stays on")
+        if self.page_size < 1:
+            raise ValueError("page_size must be at least 1")
+
+    def matches(self, endpoint: str, day: str | None) -> bool:
+        usage_only = self.kind in RECORD_FAULTS or self.kind in PAGING_FAULTS
+        if usage_only and endpoint != "claude_code_usage":
+            return False
+        if self.endpoint not in (None, endpoint):
+            return False
+        return self.day is None or self.day == day
+
+
+class Faults:
+    """The faults switched on in a simulated organization; each matching request uses one up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def inject(self, kind: str, **options: object) -> Fault:
+        fault = Fault(kind, **options)  # type: ignore[arg-type]
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def active(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+    def take(self, endpoint: str, day: str | None) -> list[Fault]:
+        """The faults a request suffers, with one use of each counted off."""
+        taken = []
+        with self._lock:
+            for fault in list(self._faults):
+                if not fault.matches(endpoint, day):
+                    continue
+                taken.append(fault)
+                if fault.times is not None:
+                    fault.times -= 1
+                    if fault.times == 0:
+                        self._faults.remove(fault)
+        return taken
+
+
+def _first(faults: Sequence[Fault], kinds: Iterable[str]) -> Fault | None:
+    return next((fault for fault in faults if fault.kind in kinds), None)
+
+
+def _fail_request(faults: list[Fault]) -> flask.Response | None:
+    """The answer of a fault that replaces the normal one, if any."""
+    fault = _first(faults, (*STATUS_FAULTS, "timeout", "reset"))
+    if fault is None:
+        return None
+    if fault.kind == "timeout":
+        threading.Event().wait(fault.delay)  # the client has given up by now
+        return None
+    if fault.kind == "reset":
+        _reset_connection(flask.request)
+        return flask.Response(b"")
+    status, error_type = STATUS_FAULTS[fault.kind]
+    response = error_response(status, error_type, f"simulated {fault.kind.replace('_', ' ')}")
+    if fault.retry_after is not None:
+        response.headers["Retry-After"] = fault.retry_after
+    return response
+
+
+def _reset_connection(request: flask.Request) -> None:
+    """Drop the TCP connection (with a reset where the OS allows) before any byte of the answer."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is None:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.shutdown(socket.SHUT_RDWR)
+
+
+def _damage_records(page: dict, faults: list[Fault]) -> None:
+    for fault in faults:
+        if fault.kind in RECORD_FAULTS and page["data"]:
+            _damage(page["data"][0], fault.kind)
+            if fault.kind == "unknown_fields":
+                page["future_envelope_field"] = {"added": "later"}
+
+
+def _damage(record: dict, kind: str) -> None:
+    core = record["core_metrics"]
+    if kind == "unknown_fields":
+        record["future_field"] = [1, {"nested": True}]
+        core["future_metric"] = 7
+        record["actor"]["future_actor_field"] = "x"
+    elif kind == "missing_fields":
+        del record["core_metrics"]
+    elif kind == "wrong_types":
+        core["num_sessions"] = str(core["num_sessions"])
+    elif kind == "negative_numbers":
+        core["lines_of_code"]["added"] = -5
+    elif kind == "absurd_numbers":
+        record["model_breakdown"] = (
+            [
+                {
+                    **record["model_breakdown"][0],
+                    "estimated_cost": {"currency": "USD", "amount": ABSURD_CENTS},
+                }
+            ]
+            if record["model_breakdown"]
+            else [
+                {
+                    "model": "claude-sonnet-4-20250514",
+                    "tokens": {},
+                    "estimated_cost": {"currency": "USD", "amount": ABSURD_CENTS},
+                }
+            ]
+        )
+
+
+def _hostile_names(page: dict) -> None:
+    for item in page["data"]:
+        actor = item.get("actor")
+        if isinstance(actor, dict) and "email_address" in actor:
+            actor["email_address"] = hostile_email(actor["email_address"])
+        elif "email" in item:
+            item["email"] = hostile_email(item["email"])
+
+
+def _json_answer(page: dict, faults: list[Fault]) -> flask.Response:
+    if _first(faults, ("hostile_names",)):
+        _hostile_names(page)
+    response = flask.jsonify(page)
+    if _first(faults, ("truncated_json",)):
+        body = response.get_data()
+        response.set_data(body[: len(body) // 2])
+    return response
+
+
 # --- HTTP -----------------------------------------------------------------------------------------
 
 
@@ -669,13 +866,16 @@ def error_response(status: int, error_type: str, message: str) -> flask.Response
     return response
 
 
-def create_app(org: SimulatedOrganization, api_key: str | None = None) -> flask.Flask:
+def create_app(
+    org: SimulatedOrganization, api_key: str | None = None, fault_control: bool = False
+) -> flask.Flask:
+    """The API app; with `fault_control`, faults can be switched over HTTP at /-/faults."""
     app = flask.Flask("exporter.simulator")
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     @app.before_request
     def gate() -> flask.Response | None:
-        if flask.request.path == HEALTH_PATH:
+        if flask.request.path in (HEALTH_PATH, FAULTS_PATH):
             return None
         _count(org, flask.request)
         for hook in list(org.before_request):
@@ -683,7 +883,8 @@ def create_app(org: SimulatedOrganization, api_key: str | None = None) -> flask.
             if response is not None:
                 return response
         _check_credentials(flask.request, api_key)
-        return None
+        flask.g.faults = _faults_for(org, flask.request)
+        return _fail_request(flask.g.faults)
 
     @app.get(HEALTH_PATH)
     def healthy() -> str:
@@ -691,11 +892,19 @@ def create_app(org: SimulatedOrganization, api_key: str | None = None) -> flask.
 
     @app.get(USAGE_PATH)
     def usage_report() -> flask.Response:
-        return flask.jsonify(_usage_page(org, flask.request.args))
+        faults = flask.g.faults
+        page = _usage_page(org, flask.request.args, faults)
+        if faults:
+            page = copy.deepcopy(page)  # the records are shared with the view cache
+            _damage_records(page, faults)
+        return _json_answer(page, faults)
 
     @app.get(USERS_PATH)
     def list_users() -> flask.Response:
-        return flask.jsonify(_users_page(org, flask.request.args))
+        return _json_answer(_users_page(org, flask.request.args), flask.g.faults)
+
+    if fault_control:
+        _add_fault_control(app, org)
 
     @app.get(USERS_PATH + "/<user_id>")
     def get_user(user_id: str) -> flask.Response:
@@ -714,6 +923,36 @@ def create_app(org: SimulatedOrganization, api_key: str | None = None) -> flask.
         return error_response(status, HTTP_ERROR_TYPES.get(status, "api_error"), exc.name)
 
     return app
+
+
+def _add_fault_control(app: flask.Flask, org: SimulatedOrganization) -> None:
+    @app.get(FAULTS_PATH)
+    def list_faults() -> flask.Response:
+        return flask.jsonify([asdict(fault) for fault in org.faults.active()])
+
+    @app.post(FAULTS_PATH)
+    def inject_fault() -> tuple[flask.Response, int]:
+        options = flask.request.get_json(silent=True)
+        if not isinstance(options, dict) or "kind" not in options:
+            raise ApiFailure(400, "invalid_request_error", "send a JSON object with a 'kind'")
+        try:
+            fault = org.faults.inject(**options)
+        except (TypeError, ValueError) as exc:
+            raise ApiFailure(400, "invalid_request_error", str(exc)) from None
+        return flask.jsonify(asdict(fault)), 201
+
+    @app.delete(FAULTS_PATH)
+    def clear_faults() -> tuple[str, int]:
+        org.faults.clear()
+        return "", 204
+
+
+def _faults_for(org: SimulatedOrganization, request: flask.Request) -> list[Fault]:
+    if request.path == USAGE_PATH:
+        return org.faults.take("claude_code_usage", request.args.get("starting_at"))
+    if request.path == USERS_PATH:
+        return org.faults.take("users", None)
+    return []
 
 
 def _count(org: SimulatedOrganization, request: flask.Request) -> None:
@@ -748,22 +987,28 @@ def _limit(args: MultiDict[str, str]) -> int:
     return int(raw)
 
 
-def _usage_page(org: SimulatedOrganization, args: MultiDict[str, str]) -> dict:
+def _usage_page(
+    org: SimulatedOrganization, args: MultiDict[str, str], faults: Sequence[Fault] = ()
+) -> dict:
     day = _starting_day(args.get("starting_at"))
     limit = _limit(args)
+    short = _first(faults, ("short_pages",))
+    if short is not None:
+        limit = min(limit, short.page_size)
     hours = visible_hours(day, org.now())
     after = -1
     if args.get("page") is not None:
         hours, after = _read_cursor(args["page"], day, hours)
     records = org.view(day, hours)
     start = bisect.bisect_right([index for index, _ in records], after)
+    if after >= 0 and start > 0 and _first(faults, ("duplicate_records",)):
+        start -= 1  # the page repeats the previous page's last record
     page = records[start : start + limit]
     has_more = start + limit < len(records)
-    return {
-        "data": [record for _, record in page],
-        "has_more": has_more,
-        "next_page": _cursor(day, hours, page[-1][0]) if has_more else None,
-    }
+    next_page = _cursor(day, hours, page[-1][0]) if has_more else None
+    if has_more and args.get("page") is not None and _first(faults, ("repeat_cursor",)):
+        next_page = args["page"]
+    return {"data": [record for _, record in page], "has_more": has_more, "next_page": next_page}
 
 
 def _starting_day(raw: str | None) -> date:
@@ -838,13 +1083,20 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 class SimulatorServer:
     """The simulator served by werkzeug in a daemon thread; stop() or leave `with` to end it."""
 
-    def __init__(self, org: SimulatedOrganization, host: str, port: int, api_key: str | None):
+    def __init__(
+        self,
+        org: SimulatedOrganization,
+        host: str,
+        port: int,
+        api_key: str | None,
+        fault_control: bool = False,
+    ):
         self.org = org
         with _listening_socket(host, port) as listener:
             self._server: BaseWSGIServer = make_server(
                 host,
                 port,
-                create_app(org, api_key),
+                create_app(org, api_key, fault_control),
                 threaded=True,
                 request_handler=_QuietHandler,
                 fd=listener.fileno(),
@@ -872,9 +1124,13 @@ class SimulatorServer:
 
 
 def serve(
-    org: SimulatedOrganization, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None
+    org: SimulatedOrganization,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    api_key: str | None = None,
+    fault_control: bool = False,
 ) -> SimulatorServer:
-    return SimulatorServer(org, host, port, api_key)
+    return SimulatorServer(org, host, port, api_key, fault_control)
 
 
 # --- Command line ---------------------------------------------------------------------------------
@@ -895,6 +1151,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulated organization")
     parser.add_argument("--api-key-file", type=Path, help="require x-api-key equal to this file")
     parser.add_argument("--frozen", action="store_true", help="freeze the clock at start-up")
+    parser.add_argument(
+        "--fault-control", action="store_true", help=f"switch faults over HTTP at {FAULTS_PATH}"
+    )
     return parser.parse_args(argv)
 
 
@@ -930,7 +1189,7 @@ def _start(args: argparse.Namespace) -> SimulatorServer:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
-        return serve(org, host, port, api_key)
+        return serve(org, host, port, api_key, args.fault_control)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
 

@@ -7,14 +7,17 @@ are kept as rows and summed by queries."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from .parse import TOKEN_TYPES, Member, UsageRecord
 
@@ -84,7 +87,24 @@ Actor = tuple[str, str]
 
 
 class StoreError(Exception):
-    """The store cannot be opened or written (bad path, read-only, full disk, corrupt file)."""
+    """The store cannot be opened, read or written (bad path, read-only, full disk, corrupt)."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _reading(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[Store, P], R]:
+    """Report a failed read (a corrupt or vanished file) as a StoreError, like a failed write."""
+
+    @functools.wraps(method)
+    def read(store: Store, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(store, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store at {store.path}: {exc}") from exc
+
+    return read
 
 
 @dataclass
@@ -159,31 +179,44 @@ class Store:
 
     def secret(self) -> bytes:
         """A random key kept in the store, for pseudonyms that stay stable across restarts."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'pseudonym_key'").fetchone()
-        if row:
-            return bytes.fromhex(row[0])
+        stored = self.meta("pseudonym_key")
+        if stored:
+            return bytes.fromhex(stored)
         key = secrets.token_bytes(32)
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('pseudonym_key', ?)", (key.hex(),))
         return self.secret()
 
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    @_reading
+    def meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self._lock)
+        return _Transaction(self._db, self._lock, self.path)
 
     # Reading
 
+    @_reading
     def fetched_days(self) -> dict[date, float]:
         rows = self._db.execute("SELECT day, fetched_at FROM days").fetchall()
         return {date.fromisoformat(d): t for d, t in rows}
 
+    @_reading
     def members(self) -> list[Member]:
         rows = self._db.execute("SELECT id, email, name, role, added_at FROM members").fetchall()
         return [Member(*row) for row in rows]
 
+    @_reading
     def counters(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         rows = self._db.execute("SELECT name, labels, value FROM counters").fetchall()
         return {(n, tuple(tuple(p) for p in json.loads(lab))): v for n, lab, v in rows}
 
+    @_reading
     def actor_totals(self, start: date, end: date) -> dict[Actor, ActorTotals]:
         """Sums per actor over the days start..end inclusive; only actors with a record appear."""
         span = (start.isoformat(), end.isoformat())
@@ -204,6 +237,7 @@ class Store:
                 totals[(actor_type, actor)].cost_microcents = cost
         return totals
 
+    @_reading
     def tool_totals(self, start: date, end: date) -> dict[tuple[str, str, str], tuple[int, int]]:
         rows = self._db.execute(
             "SELECT actor_type, actor, tool, SUM(accepted), SUM(rejected) FROM tool_actions"
@@ -212,6 +246,7 @@ class Store:
         )
         return {(t, a, tool): (acc, rej) for t, a, tool, acc, rej in rows}
 
+    @_reading
     def model_totals(
         self, start: date, end: date, per_actor: bool
     ) -> dict[tuple[str, ...], tuple[int, ...]]:
@@ -226,6 +261,7 @@ class Store:
         width = 3 if per_actor else 1
         return {tuple(row[:width]): tuple(row[width:]) for row in rows}
 
+    @_reading
     def active_members(self, start: date, end: date) -> dict[str, int]:
         rows = self._db.execute(
             "SELECT actor_type, COUNT(DISTINCT actor) FROM records"
@@ -234,6 +270,7 @@ class Store:
         )
         return dict(rows.fetchall())
 
+    @_reading
     def terminal_active_members(self, start: date, end: date) -> dict[str, int]:
         rows = self._db.execute(
             "SELECT terminal_type, COUNT(DISTINCT actor_type || ':' || actor) FROM records"
@@ -242,6 +279,7 @@ class Store:
         )
         return dict(rows.fetchall())
 
+    @_reading
     def activity_span(self) -> dict[Actor, tuple[date, date]]:
         """First and last day with a record, per actor."""
         rows = self._db.execute(
@@ -256,9 +294,10 @@ class Store:
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; store errors become StoreError."""
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock):
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock, path: Path):
         self._db = db
         self._lock = lock
+        self._failure = f"cannot write to the store at {path}"
 
     def __enter__(self) -> sqlite3.Connection:
         self._lock.acquire()
@@ -266,7 +305,7 @@ class _Transaction:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             self._lock.release()
-            raise StoreError(f"cannot write to the store: {exc}") from exc
+            raise StoreError(f"{self._failure}: {exc}") from exc
         return self._db
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -276,11 +315,17 @@ class _Transaction:
                     self._db.execute("COMMIT")
                     return False
                 except sqlite3.Error as commit_error:
-                    self._db.execute("ROLLBACK")
-                    raise StoreError(f"cannot write to the store: {commit_error}") from commit_error
-            self._db.execute("ROLLBACK")
+                    self._roll_back()
+                    raise StoreError(f"{self._failure}: {commit_error}") from commit_error
+            self._roll_back()
             if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"cannot write to the store: {exc}") from exc
+                raise StoreError(f"{self._failure}: {exc}") from exc
             return False
         finally:
             self._lock.release()
+
+    def _roll_back(self) -> None:
+        """Roll back unless SQLite already did (it may, on a full disk or an I/O error)."""
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
