@@ -1,5 +1,7 @@
 # The exporter's image. Docker Compose builds it (see docker-compose.yml and docs/compose.md);
 # on its own: docker build -t claude-code-analytics-exporter .
+FROM prom/prometheus:v2.55.1 AS prometheus
+
 FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,9 +16,14 @@ COPY exporter ./exporter
 RUN pip install ".[server]" \
     && rm -rf /build \
     && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent exporter \
-    && mkdir -p /var/lib/claude-code-analytics \
-    && chown exporter:exporter /var/lib/claude-code-analytics
+    && mkdir -p /var/lib/claude-code-analytics /prometheus \
+    && chown exporter:exporter /var/lib/claude-code-analytics \
+    && chown 65534:65534 /prometheus
 
+# `backfill` turns history into TSDB blocks with promtool, the same version as the stack's
+# Prometheus. /prometheus above belongs to Prometheus' user, as in its image, so that Prometheus'
+# data volume is writable for Prometheus whichever container mounts it first.
+COPY --from=prometheus /bin/promtool /usr/local/bin/promtool
 COPY provisioning/exporter/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 
 WORKDIR /var/lib/claude-code-analytics

@@ -85,7 +85,13 @@ def _docker_match(pattern: str, path: str) -> bool:
 
 
 def test_the_compose_file_passes_docker_compose_config(stack):
-    assert set(stack["services"]) == {"exporter", "prometheus", "alertmanager", "grafana"}
+    assert set(stack["services"]) == {
+        "exporter",
+        "backfill",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    }
 
 
 def test_the_stack_does_not_start_without_a_grafana_admin_password(tmp_path):
@@ -110,9 +116,14 @@ def test_the_exporter_image_is_built_here_and_tagged_with_the_package_version(st
 
 
 def test_the_dockerfile_base_image_is_a_pinned_python_3_11_slim():
-    (base,) = instructions("FROM")
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", instructions("FROM")[-1])
 
-    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", base)
+
+def test_the_image_takes_promtool_from_the_stacks_prometheus_version(stack):
+    (stage,) = [f for f in instructions("FROM") if " AS prometheus" in f]
+
+    assert stage.split()[0] == stack["services"]["prometheus"]["image"]
+    assert "--from=prometheus /bin/promtool /usr/local/bin/promtool" in instructions("COPY")
 
 
 def test_every_path_compose_mounts_exists_in_the_repo(stack):
@@ -133,6 +144,7 @@ def test_volumes_keep_prometheus_data_and_the_exporter_store(stack):
     }
 
     assert ("prometheus", "/prometheus") in mounts
+    assert ("backfill", "/prometheus") in mounts
     assert ("exporter", "/var/lib/claude-code-analytics") in mounts
     assert "--storage.tsdb.path=/prometheus" in stack["services"]["prometheus"]["command"]
 
@@ -238,6 +250,8 @@ def test_the_image_installs_the_package_with_pip():
 
 def test_everything_the_dockerfile_copies_exists_and_is_in_the_build_context():
     for copy in instructions("COPY"):
+        if copy.startswith("--from="):
+            continue
         *sources, _ = shlex.split(copy)
         for source in sources:
             assert (ROOT / source).exists(), source
@@ -264,7 +278,7 @@ def env_example() -> dict[str, str]:
 def python_shim(tmp_path: Path) -> str:
     """A PATH whose `python` is the test's interpreter, as `python` is in the image."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)
     (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     (bin_dir / "python").chmod(0o755)
     return f"{bin_dir}:/usr/bin:/bin"
@@ -312,6 +326,73 @@ def test_with_a_key_the_entrypoint_serves_the_real_organization(tmp_path):
     assert not (tmp_path / "demo.db").exists()
 
 
+def backfill_once(tmp_path: Path, prometheus_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": python_shim(tmp_path),
+        "PYTHONPATH": str(ROOT),
+        "PROMETHEUS_DATA_DIR": str(prometheus_dir),
+        "BACKFILL_DAYS": "3",
+    }
+    return subprocess.run(
+        ["sh", str(ENTRYPOINT), "backfill-once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def blocks(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir() if p.is_dir()}
+
+
+@pytest.mark.e2e
+def test_backfill_once_writes_the_history_into_prometheus_once(tmp_path):
+    prometheus_dir = tmp_path / "prometheus"
+    prometheus_dir.mkdir()
+
+    first = backfill_once(tmp_path, prometheus_dir)
+    written = blocks(prometheus_dir)
+    second = backfill_once(tmp_path, prometheus_dir)
+
+    assert first.returncode == 0, first.stderr
+    assert len(written) == 3
+    assert second.returncode == 0, second.stderr
+    assert "the demo history is already in" in second.stderr
+    assert blocks(prometheus_dir) == written
+
+
+@pytest.mark.e2e
+def test_backfilled_history_carries_the_labels_of_the_stacks_scrape(tmp_path):
+    prometheus_dir = tmp_path / "prometheus"
+    prometheus_dir.mkdir()
+    assert backfill_once(tmp_path, prometheus_dir).returncode == 0
+    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "claude-code-analytics")
+    (target,) = job["static_configs"][0]["targets"]
+    port = free_port()
+    cmd = [
+        "prometheus",
+        f"--config.file={tmp_path / 'empty.yml'}",
+        f"--storage.tsdb.path={prometheus_dir}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
+    (tmp_path / "empty.yml").write_text("global: {}\n")
+
+    with Proc("prometheus", cmd, port, tmp_path / "prometheus.log") as prometheus:
+        prometheus.wait_ready("/-/ready")
+        answer = requests.get(
+            f"{prometheus.url}/api/v1/series",
+            params={"match[]": "claude_code_analytics_today_active_members", "start": "0"},
+            timeout=10,
+        ).json()
+
+    labels = {(s["job"], s["instance"]) for s in answer["data"]}
+    assert labels == {(job["job_name"], target)}
+
+
 def test_the_entrypoint_passes_a_subcommand_through(tmp_path):
     done = subprocess.run(
         ["sh", str(ENTRYPOINT), "grafana-access", "sync", "--help"],
@@ -335,8 +416,7 @@ def test_env_example_names_every_variable_the_compose_file_reads():
 
 
 def test_env_example_holds_no_secret_values():
-    example = env_example()
+    secrets = {n: v for n, v in env_example().items() if re.search("KEY|PASSWORD|TOKEN", n)}
 
-    assert {name: value for name, value in example.items() if value} == {
-        "BIND_ADDRESS": "127.0.0.1"
-    }
+    assert set(secrets) >= {"ANTHROPIC_ADMIN_API_KEY", "GRAFANA_ADMIN_PASSWORD", "GRAFANA_TOKEN"}
+    assert not any(secrets.values())

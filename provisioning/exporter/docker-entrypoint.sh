@@ -5,21 +5,56 @@
 # it serves the real organization; without one it serves the built-in simulated organization
 # (--demo), so that `docker compose up` shows populated dashboards before anyone has a key.
 # The two keep separate stores, so simulated data never mixes with real data.
-# A first argument that is not a flag is a subcommand (`grafana-access sync`) and runs as given.
+#
+#   docker-entrypoint.sh [FLAGS]        serve /metrics
+#   docker-entrypoint.sh backfill-once  write the last BACKFILL_DAYS days (default 60) into
+#                                       Prometheus' data directory as TSDB blocks, once per
+#                                       directory and mode (demo or real)
+#   docker-entrypoint.sh SUBCOMMAND ... run `python -m exporter SUBCOMMAND ...` as given
 set -eu
 
 data_dir="${EXPORTER_DATA_DIR:-/var/lib/claude-code-analytics}"
+prometheus_dir="${PROMETHEUS_DATA_DIR:-/prometheus}"
 
 # Compose hands over a variable left empty in .env as an empty string: that is no key.
 [ -n "${ANTHROPIC_ADMIN_API_KEY:-}" ] || unset ANTHROPIC_ADMIN_API_KEY
 [ -n "${ANTHROPIC_ADMIN_API_KEY_FILE:-}" ] || unset ANTHROPIC_ADMIN_API_KEY_FILE
 
+if [ -n "${ANTHROPIC_ADMIN_API_KEY:-}${ANTHROPIC_ADMIN_API_KEY_FILE:-}" ]; then
+    mode=real
+else
+    mode=demo
+fi
+
+backfill_once() {
+    marker="$prometheus_dir/.claude-code-analytics-backfilled-$mode"
+    if [ -e "$marker" ]; then
+        echo "entrypoint: the $mode history is already in $prometheus_dir" >&2
+        return 0
+    fi
+    since=$(date -u -d "-${BACKFILL_DAYS:-60} days" +%F)
+    store=$(mktemp -d)
+    echo "entrypoint: writing the $mode history since $since into $prometheus_dir" >&2
+    if [ "$mode" = demo ]; then
+        set -- --demo "$@"
+    fi
+    python -m exporter backfill "$@" --since "$since" --output "$prometheus_dir" \
+        --storage.path="$store/backfill.db"
+    rm -rf "$store"
+    touch "$marker"
+}
+
 case "${1:-}" in
     "" | -*) ;;
+    backfill-once)
+        shift
+        backfill_once "$@"
+        exit 0
+        ;;
     *) exec python -m exporter "$@" ;;
 esac
 
-if [ -n "${ANTHROPIC_ADMIN_API_KEY:-}${ANTHROPIC_ADMIN_API_KEY_FILE:-}" ]; then
+if [ "$mode" = real ]; then
     echo "entrypoint: an Admin API key is set: serving the real organization" >&2
     exec python -m exporter --storage.path="$data_dir/claude-code-analytics.db" "$@"
 fi
