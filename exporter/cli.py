@@ -141,6 +141,12 @@ def _run_server(config: Config, poller: Poller) -> int:
     return 0
 
 
+def _backfill(argv: list[str]) -> int:
+    from . import backfill
+
+    return backfill.main(argv)
+
+
 def _grafana_access(argv: list[str]) -> int:
     from . import access
 
@@ -148,5 +154,6 @@ def _grafana_access(argv: list[str]) -> int:
 
 
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "backfill": _backfill,
     "grafana-access": _grafana_access,
 }

@@ -1,0 +1,528 @@
+"""`python -m exporter backfill`: load the history the Admin API holds into Prometheus.
+
+Two stages. First the days the store lacks are fetched by a small pool of workers and each day is
+committed to the store as it arrives, so an interrupted run resumes without fetching a stored day
+again. Then, for each day D of the range, the exporter's view as of 23:59:00 UTC of D (`today` = D,
+`yesterday` = D-1, `month_to_date` through D, see docs/metrics.md, "Per-day values") is written as
+one OpenMetrics file with that timestamp and turned into a TSDB block by `promtool tsdb
+create-blocks-from openmetrics`. One file per day keeps every metric family contiguous, as
+OpenMetrics requires, and bounds memory and disk by one day of one organization. docs/backfill.md
+explains how to use the blocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import IO, TextIO, cast
+
+from prometheus_client.core import Metric
+from tqdm import tqdm
+
+from .client import AdminClient, ApiError
+from .collector import MemberLabels, Settings, data_families, day_start
+from .config import Config, ConfigError, add_arguments, load
+from .poller import DayFetch, Poller
+from .store import Actor, Store, StoreError
+
+PROG = "claude-code-analytics-exporter backfill"
+DEFAULT_JOB = "claude-code-analytics"
+DEFAULT_INSTANCE = "exporter:9687"
+SAMPLE_TIME = time(23, 59)
+# The API's data for a day is final about an hour after the day ends.
+DATA_DELAY = timedelta(hours=1)
+# Days before --since that the first written day's month-to-date and 30-day counts read.
+LOOKBACK_DAYS = 29
+MAX_WORKERS = 16
+POLL_SECONDS = 0.2  # how often the fetch loop looks for a stop request
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+class UsageError(Exception):
+    """Bad input, stated as one sentence; exit status 2."""
+
+
+class BackfillError(Exception):
+    """The backfill could not finish (API, store or promtool); exit status 1."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM: in-flight days were stored, the rest is left for the next run."""
+
+
+@dataclass(frozen=True)
+class Options:
+    since: date | None
+    until: date
+    output: Path
+    fill_gaps: bool
+    workers: int
+    job: str
+    instance: str
+    promtool: str
+    config: Config
+
+
+# --- Command line ---------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Fetch the Claude Code usage history the Admin API holds into the store and "
+        "write it as Prometheus TSDB blocks. Takes the exporter's flags too (serving flags are "
+        "ignored), so one --config.file serves both; the metrics flags must match the exporter's.",
+    )
+    add = parser.add_argument
+    add("--since", metavar="DAY", help="first day to write, YYYY-MM-DD (UTC)")
+    add("--until", metavar="DAY", help="last day to write, YYYY-MM-DD (default yesterday, UTC)")
+    add("--output", metavar="DIR", required=True, help="directory the TSDB blocks are written to")
+    add(
+        "--fill-gaps",
+        action="store_true",
+        help="also report and fetch the days missing in the store between its oldest day and "
+        "--until (without --since: write blocks from the store's oldest day)",
+    )
+    add("--workers", metavar="N", default="4", help="days fetched at once (default 4)")
+    add(
+        "--target.job",
+        dest="job",
+        default=DEFAULT_JOB,
+        help=f"job label of the exporter's scrape target (default {DEFAULT_JOB})",
+    )
+    add(
+        "--target.instance",
+        dest="instance",
+        default=DEFAULT_INSTANCE,
+        help=f"instance label of the exporter's scrape target (default {DEFAULT_INSTANCE})",
+    )
+    add("--promtool", metavar="PATH", default="promtool", help="promtool to create blocks with")
+    add_arguments(parser)
+    return parser
+
+
+def parse_args(argv: list[str], environ: dict[str, str] | None = None, today: date | None = None):
+    """Options from the command line and environment; UsageError for anything wrong."""
+    args = _parser().parse_args(argv)
+    today = today or datetime.now(UTC).date()
+    try:
+        config = load(args, environ)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    since = _day("--since", args.since) if args.since else None
+    until = _day("--until", args.until) if args.until else today - timedelta(days=1)
+    if since is None and not args.fill_gaps:
+        raise UsageError("--since is required (or --fill-gaps to start at the store's oldest day)")
+    if until >= today:
+        raise UsageError(f"--until must be a past day (before {today}), not {until}")
+    if since is not None and since > until:
+        raise UsageError(f"--since {since} is after --until {until}")
+    workers = _workers(args.workers)
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"--output {output} is a file, not a directory")
+    promtool = shutil.which(args.promtool)
+    if promtool is None:
+        raise UsageError(f"promtool not found at {args.promtool!r}; install it or pass --promtool")
+    return Options(
+        since, until, output, args.fill_gaps, workers, args.job, args.instance, promtool, config
+    )
+
+
+def _day(flag: str, text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{flag} must be a day like 2026-09-01, not {text!r}") from None
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise UsageError(f"--workers must be a whole number from 1 to {MAX_WORKERS}, not {text!r}")
+    return int(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        options = parse_args(argv)
+    except UsageError as exc:
+        print(f"{PROG}: {exc}.", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=options.config.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        with StopOnSignal() as stop:
+            run(options, stop)
+    except (Interrupted, KeyboardInterrupt):
+        print(f"{PROG}: interrupted; run the same command again to resume.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (BackfillError, StoreError) as exc:
+        print(f"{PROG}: {exc}.", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+class StopOnSignal:
+    """The first SIGINT or SIGTERM asks the run to stop at a safe point (in-flight days are
+    stored, blocks of an unfinished run removed); a second one aborts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> threading.Event:
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self.event
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+
+
+# --- The run --------------------------------------------------------------------------------------
+
+
+def run(
+    options: Options, stop: threading.Event | None = None, clock: Clock | None = None
+) -> list[Path]:
+    """Fetch what the store lacks, then write the blocks; returns the block directories."""
+    config = options.config
+    store = Store(config.storage_path)
+    simulator = None
+    try:
+        base_url, api_key = config.base_url, config.api_key
+        if config.demo:
+            from .simulator import SimulatedOrganization
+            from .simulator import serve as serve_simulator
+
+            api_key = secrets.token_urlsafe(24)
+            org = SimulatedOrganization(seed=config.demo_seed, members=config.demo_members)
+            simulator = serve_simulator(org, api_key=api_key)
+            base_url = simulator.url
+
+        def make_client() -> AdminClient:
+            return AdminClient(
+                base_url, api_key, timeout=config.api_timeout, max_retries=config.api_max_retries
+            )
+
+        stop = stop or threading.Event()
+        now = (clock or (lambda: datetime.now(UTC)))()
+        first = options.since or oldest_day(store, options.until)
+        fetch_days(store, make_client, options, first, now, stop)
+        settings = Settings(config.member_label, config.member_models)
+        return write_blocks(store, first, options, settings, stop)
+    finally:
+        if simulator is not None:
+            simulator.stop()
+        store.close()
+
+
+def oldest_day(store: Store, until: date) -> date:
+    fetched = [day for day in store.fetched_days() if day <= until]
+    if not fetched:
+        raise BackfillError("the store holds no day yet, so --fill-gaps needs --since")
+    return min(fetched)
+
+
+def context_start(first: date) -> date:
+    """The earliest day the first written day depends on: its month and its 30-day window."""
+    return min(first.replace(day=1), first - timedelta(days=LOOKBACK_DAYS))
+
+
+def lacking_days(store: Store, start: date, end: date) -> list[date]:
+    """Days of start..end that the store lacks: never fetched, or fetched before they were final."""
+    fetched = store.fetched_days()
+    out, day = [], start
+    while day <= end:
+        final_after = day_start(day + timedelta(days=1)) + DATA_DELAY.total_seconds()
+        if fetched.get(day, -math.inf) < final_after:
+            out.append(day)
+        day += timedelta(days=1)
+    return out
+
+
+def gaps(store: Store, until: date) -> list[date]:
+    """Days missing in the store between its oldest stored day and `until`."""
+    fetched = [day for day in store.fetched_days() if day <= until]
+    return lacking_days(store, min(fetched), until) if fetched else []
+
+
+def describe_days(days: Iterable[date]) -> str:
+    """Days as compact ranges: '2026-09-01..2026-09-03, 2026-09-07'."""
+    spans: list[list[date]] = []
+    for day in sorted(days):
+        if spans and day - spans[-1][1] == timedelta(days=1):
+            spans[-1][1] = day
+        else:
+            spans.append([day, day])
+    return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in spans)
+
+
+def fetch_days(
+    store: Store,
+    make_client: Callable[[], AdminClient],
+    options: Options,
+    first: date,
+    now: datetime,
+    stop: threading.Event,
+) -> None:
+    days = lacking_days(store, context_start(first), options.until)
+    if options.fill_gaps:
+        holes = gaps(store, options.until)
+        if holes:
+            print(f"the store lacks {len(holes)} days: {describe_days(holes)}", file=sys.stderr)
+        days = sorted(set(days) | set(holes))
+    client = make_client()
+    try:
+        store.replace_members(client.list_users())
+    except ApiError as exc:
+        raise BackfillError(f"cannot read the member list: {exc}") from None
+    if not days:
+        return
+    fetcher = _Fetcher(make_client)
+    with tqdm(total=len(days), desc="fetching days", unit="day", file=sys.stderr) as bar:
+        for day, fetched in fetcher.fetch(days, options.workers, stop):
+            store.replace_day(day, fetched.records, now.timestamp())
+            bar.update(1)
+
+
+class _Fetcher:
+    """Fetches days on a bounded pool, one API client per worker thread.
+
+    Once `stop` is set no further day is started; the days in flight finish and are handed back
+    (so they are stored, not fetched again by the next run), then Interrupted is raised.
+    """
+
+    def __init__(self, make_client: Callable[[], AdminClient]):
+        self._make_client = make_client
+        self._local = threading.local()
+
+    def _fetch_day(self, day: date) -> DayFetch:
+        poller = getattr(self._local, "poller", None)
+        if poller is None:
+            poller = _FetchOnly(self._make_client())
+            self._local.poller = poller
+        return poller.fetch_day(day)
+
+    def fetch(
+        self, days: list[date], workers: int, stop: threading.Event
+    ) -> Iterator[tuple[date, DayFetch]]:
+        pending = iter(days)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backfill") as pool:
+            running: dict[Future[DayFetch], date] = {}
+            while True:
+                while not stop.is_set() and len(running) < workers:
+                    day = next(pending, None)
+                    if day is None:
+                        break
+                    running[pool.submit(self._fetch_day, day)] = day
+                if not running:
+                    break
+                done, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                for future in done:
+                    day = running.pop(future)
+                    try:
+                        yield day, future.result()
+                    except ApiError as exc:
+                        raise BackfillError(f"cannot fetch {day}: {exc}") from None
+        if stop.is_set():
+            raise Interrupted
+
+
+class _FetchOnly(Poller):
+    """The poller's day fetch (all pages, duplicates dropped) without its store or counters."""
+
+    def __init__(self, client: AdminClient):
+        self.client = client
+
+
+# --- Blocks ---------------------------------------------------------------------------------------
+
+
+def sample_time(day: date) -> int:
+    """23:59:00 UTC of `day`: the moment of the exporter's view that the backfill writes."""
+    return int(datetime.combine(day, SAMPLE_TIME, tzinfo=UTC).timestamp())
+
+
+def write_blocks(
+    store: Store, first: date, options: Options, settings: Settings, stop: threading.Event
+) -> list[Path]:
+    """One OpenMetrics file and one promtool run per day; promtool works on a day while the next
+    one is rendered. On a stop request the blocks of this run are removed, so a rerun starts
+    clean."""
+    options.output.mkdir(parents=True, exist_ok=True)
+    before = set(_blocks(options.output))
+    try:
+        _write_days(store, first, options, settings, stop)
+    except BaseException:
+        for block in set(_blocks(options.output)) - before:
+            shutil.rmtree(block, ignore_errors=True)
+        raise
+    return sorted(set(_blocks(options.output)) - before)
+
+
+def _write_days(
+    store: Store, first: date, options: Options, settings: Settings, stop: threading.Event
+) -> None:
+    members = MemberLabels(settings.member_label, store.secret())
+    extra = (("job", options.job), ("instance", options.instance))
+    view = StoreAsOf(store)
+    stored = store.fetched_days()
+    for day in _days(min(stored, default=first), first - timedelta(days=1)):
+        view.advance_to(day)
+    days = _days(first, options.until)
+    with (
+        tempfile.TemporaryDirectory(prefix="backfill-") as tmp,
+        tqdm(total=len(days), desc="writing blocks", unit="day", file=sys.stderr) as bar,
+    ):
+        promtool: _Promtool | None = None
+        try:
+            for day in days:
+                if stop.is_set():
+                    raise Interrupted
+                view.advance_to(day)
+                path = Path(tmp) / f"{day}.om"
+                with path.open("w", encoding="utf-8") as out:
+                    families = data_families(cast(Store, view), day, settings, members)
+                    write_openmetrics(out, families, extra, sample_time(day))
+                if promtool is not None:
+                    promtool.wait()
+                    bar.update(1)
+                promtool = _Promtool(options.promtool, path, options.output)
+            if promtool is not None:
+                promtool.wait()
+                bar.update(1)
+        finally:
+            if promtool is not None:
+                promtool.kill()
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def _blocks(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if (p / "meta.json").is_file()]
+
+
+class _Promtool:
+    """One `promtool tsdb create-blocks-from openmetrics` run over one day's file."""
+
+    def __init__(self, promtool: str, source: Path, output: Path):
+        self.source = source
+        command = ["tsdb", "create-blocks-from", "openmetrics", "--quiet", str(source), str(output)]
+        self._process = subprocess.Popen(
+            [promtool, *command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+
+    def kill(self) -> None:
+        """Stop a run that is still going (after a failure or a stop request)."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.communicate()
+
+    def wait(self) -> None:
+        output, _ = self._process.communicate()
+        self.source.unlink(missing_ok=True)
+        if self._process.returncode != 0:
+            lines = output.decode(errors="replace").strip().splitlines()
+            detail = lines[-1] if lines else f"exit status {self._process.returncode}"
+            raise BackfillError(
+                f"promtool could not create the block of {self.source.stem}: {detail}"
+            )
+
+
+class StoreAsOf:
+    """The store as the exporter saw it at the end of a day: first and last activity stop there.
+
+    Everything else is delegated; the per-period queries already take their days."""
+
+    def __init__(self, store: Store):
+        self._store = store
+        self._spans: dict[Actor, tuple[date, date]] = {}
+
+    def advance_to(self, day: date) -> None:
+        """Record the activity of `day`; call for consecutive days."""
+        for actor in self._store.actor_totals(day, day):
+            first = self._spans.get(actor, (day, day))[0]
+            self._spans[actor] = (first, day)
+
+    def activity_span(self) -> dict[Actor, tuple[date, date]]:
+        return dict(self._spans)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+
+# --- OpenMetrics ----------------------------------------------------------------------------------
+
+
+def write_openmetrics(
+    out: TextIO | IO[str],
+    families: Iterable[Metric],
+    extra_labels: tuple[tuple[str, str], ...],
+    timestamp: int,
+) -> int:
+    """Write families as OpenMetrics text with one timestamp and `# EOF`; returns the samples."""
+    suffix = "".join(f',{name}="{escape(value)}"' for name, value in extra_labels)
+    stamp = f" {timestamp}\n"
+    count = 0
+    for family in families:
+        if not family.samples:
+            continue
+        out.write(f"# HELP {family.name} {escape(family.documentation)}\n")
+        out.write(f"# TYPE {family.name} {family.type}\n")
+        lines = []
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{escape(v)}"' for k, v in sample.labels.items())
+            labels = (labels + suffix) if labels else suffix[1:]
+            lines.append(f"{sample.name}{{{labels}}} {number(sample.value)}{stamp}")
+        out.writelines(lines)
+        count += len(lines)
+    out.write("# EOF\n")
+    return count
+
+
+def escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def number(value: float) -> str:
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
