@@ -210,8 +210,8 @@ class AccessSync:
             except Exception as exc:  # the thread must outlive any one failed sync
                 log.error("Grafana access sync failed: %s", exc)
             else:
-                for line in plan.describe() if not plan.empty or plan.unknown_roles else ():
-                    log.info("%s", line)
+                if not plan.empty:
+                    log.info("%s", "\n".join(plan.describe()))
             stop_event.wait(interval)
 
     def _desired_members(self, plan: Plan, users: dict[str, GrafanaUser]) -> dict[str, set[int]]:
