@@ -1,0 +1,265 @@
+"""Dashboard queries on a real Prometheus that holds N members' history.
+
+History is backfilled as the docs describe it: for each stored day D before today, the exporter's
+view as of 23:59:00 UTC of D (`data_families(store, D)`), written as OpenMetrics and turned into
+blocks by `promtool tsdb create-blocks-from openmetrics`. The live exporter is scraped beside it,
+so instant panels see today. Every panel's target is then sent the way Grafana sends it over the
+dashboard's default range (tests/grafana_queries.py, POST as the provisioned datasource does),
+and each recording rule's expression is timed as one evaluation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import IO
+
+import requests
+import yaml
+from grafana_queries import (
+    PrometheusCall,
+    TimeRange,
+    parse_duration,
+    prometheus_call,
+    variable_values,
+)
+from prometheus_client.core import Metric
+from prometheus_client.utils import floatToGoString
+
+from bench import ROOT
+from exporter.collector import MemberLabels, Settings, data_families, day_start
+from exporter.store import Store
+from procs import Proc, free_port
+
+JOB = "claude-code-analytics"
+SCRAPE_INTERVAL_S = 15
+DAY_END_OFFSET_S = 23 * 3600 + 59 * 60
+# One block for the whole backfill: promtool re-reads its input once per block.
+MAX_BLOCK_DURATION = "1458h"
+RETENTION = "400d"
+SLOW_QUERY_S = 1.0
+QUERY_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class QueryTiming:
+    dashboard: str
+    panel: str
+    ref: str
+    seconds: float
+    series: int
+    expr: str
+
+
+def escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def sample_lines(family: Metric, extra: str, timestamp: int) -> str:
+    lines = []
+    for sample in family.samples:
+        labels = "".join(f',{k}="{escape(v)}"' for k, v in sample.labels.items())
+        value = floatToGoString(sample.value)
+        lines.append(f"{sample.name}{{{extra}{labels}}} {value} {timestamp}\n")
+    return "".join(lines)
+
+
+def write_openmetrics(store: Store, days: list[date], instance: str, out: Path) -> int:
+    """Each day's view at 23:59:00 UTC, one family after the other as OpenMetrics requires."""
+    extra = f'job="{JOB}",instance="{escape(instance)}"'
+    members = MemberLabels("keep", store.secret())
+    headers: dict[str, str] = {}
+    samples = 0
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as files:
+        parts: dict[str, IO[str]] = {}
+        for day in days:
+            timestamp = int(day_start(day)) + DAY_END_OFFSET_S
+            for family in data_families(store, day, Settings(), members):
+                if family.name not in parts:
+                    headers[family.name] = (
+                        f"# HELP {family.name} {escape(family.documentation)}\n"
+                        f"# TYPE {family.name} {family.type}\n"
+                    )
+                    part = Path(tmp) / f"{len(parts)}.om"
+                    parts[family.name] = files.enter_context(part.open("w+"))
+                parts[family.name].write(sample_lines(family, extra, timestamp))
+                samples += len(family.samples)
+        with out.open("w") as target:
+            for name, part in parts.items():
+                target.write(headers[name])
+                part.seek(0)
+                shutil.copyfileobj(part, target)
+            target.write("# EOF\n")
+    return samples
+
+
+def create_blocks(openmetrics: Path, tsdb: Path) -> None:
+    subprocess.run(
+        [
+            "promtool",
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--quiet",
+            f"--max-block-duration={MAX_BLOCK_DURATION}",
+            str(openmetrics),
+            str(tsdb),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+def start_prometheus(workdir: Path, tsdb: Path, exporter_target: str) -> Proc:
+    config = {
+        "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "scrape_timeout": "10s"},
+        "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [exporter_target]}]}],
+    }
+    config_path = workdir / "prometheus.yml"
+    config_path.write_text(yaml.safe_dump(config))
+    port = free_port()
+    cmd = [
+        "prometheus",
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={tsdb}",
+        f"--storage.tsdb.retention.time={RETENTION}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
+    return Proc("prometheus", cmd, port, workdir / "prometheus.log").wait_ready(
+        "/-/ready", timeout=600
+    )
+
+
+def instant(base_url: str, query: str) -> list[dict]:
+    return run(base_url, PrometheusCall("/api/v1/query", {"query": query}))
+
+
+def run(base_url: str, call: PrometheusCall) -> list[dict]:
+    """POST the call, as Grafana's provisioned Prometheus datasource does (httpMethod POST)."""
+    response = requests.post(base_url + call.path, data=call.params, timeout=QUERY_TIMEOUT_S)
+    body = response.json()
+    if response.status_code != 200 or body.get("status") != "success":
+        raise RuntimeError(f"{call.params['query']!r}: {body.get('error', response.text)}")
+    return body["data"]["result"]
+
+
+def wait_for_scrape(base_url: str, timeout: float = 300) -> None:
+    """Wait until Prometheus has scraped the live exporter's `today` view at least once."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if instant(base_url, f'count(claude_code_analytics_today_sessions{{job="{JOB}"}})'):
+            return
+        time.sleep(1)
+    raise RuntimeError(f"Prometheus did not scrape the exporter within {timeout:.0f}s")
+
+
+def timed(base_url: str, call: PrometheusCall) -> tuple[float, int]:
+    """Median of three runs (one run when a query takes longer than SLOW_QUERY_S)."""
+    times, series = [], 0
+    for _ in range(3):
+        started = time.perf_counter()
+        series = len(run(base_url, call))
+        times.append(time.perf_counter() - started)
+        if times[-1] > SLOW_QUERY_S:
+            break
+    return sorted(times)[len(times) // 2], series
+
+
+def default_range(dashboard: dict, now: float) -> TimeRange:
+    start, end = dashboard["time"]["from"], dashboard["time"]["to"]
+    if end != "now" or not start.startswith("now-"):
+        raise ValueError(f"unsupported default time range {start} to {end}")
+    return TimeRange(now - parse_duration(start[4:]), now)
+
+
+def panels(dashboard: dict) -> Iterator[dict]:
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            yield from panel.get("panels", [])
+        else:
+            yield panel
+
+
+def selections(base_url: str, dashboard: dict, time_range: TimeRange) -> dict[str, list[str]]:
+    """Each query variable's default: every value for All, else the first value."""
+    selected = {}
+    for variable in dashboard.get("templating", {}).get("list", []):
+        if variable["type"] != "query":
+            continue
+        values = variable_values(base_url, variable, time_range) or [""]
+        current = (variable.get("current") or {}).get("value")
+        selected[variable["name"]] = values if current == "$__all" else values[:1]
+    return selected
+
+
+def time_dashboard(base_url: str, path: Path, now: float) -> Iterator[QueryTiming]:
+    dashboard = json.loads(path.read_text())
+    time_range = default_range(dashboard, now)
+    started = time.perf_counter()
+    selected = selections(base_url, dashboard, time_range)
+    yield QueryTiming(path.stem, "(variables)", "", time.perf_counter() - started, 0, "")
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            if not target.get("expr"):
+                continue
+            call = prometheus_call(
+                dashboard, panel, target, selected, time_range, SCRAPE_INTERVAL_S
+            )
+            seconds, series = timed(base_url, call)
+            yield QueryTiming(
+                path.stem, panel["title"], target.get("refId", ""), seconds, series, target["expr"]
+            )
+
+
+def time_rules(base_url: str) -> Iterator[QueryTiming]:
+    rules = yaml.safe_load((ROOT / "alerts" / "generated" / "rules.yaml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            seconds, series = timed(
+                base_url, PrometheusCall("/api/v1/query", {"query": rule["expr"]})
+            )
+            yield QueryTiming("(rules)", rule["record"], "", seconds, series, rule["expr"])
+
+
+def backfill_days(store: Store) -> list[date]:
+    today = datetime.now(UTC).date()
+    return sorted(day for day in store.fetched_days() if day < today)
+
+
+def measure_dashboards(
+    workdir: Path, store_path: Path, exporter_url: str
+) -> tuple[dict[str, float], list[QueryTiming]]:
+    """Backfill, start Prometheus, time every query. Returns the setup figures and the timings."""
+    target = exporter_url.removeprefix("http://")
+    tsdb = workdir / "tsdb"
+    openmetrics = workdir / "backfill.om"
+    store = Store(store_path)
+    try:
+        started = time.perf_counter()
+        samples = write_openmetrics(store, backfill_days(store), target, openmetrics)
+        written = time.perf_counter()
+    finally:
+        store.close()
+    create_blocks(openmetrics, tsdb)
+    setup = {
+        "backfill_samples": float(samples),
+        "backfill_bytes": float(openmetrics.stat().st_size),
+        "backfill_write_s": written - started,
+        "promtool_s": time.perf_counter() - written,
+    }
+    openmetrics.unlink()
+    with start_prometheus(workdir, tsdb, target) as prometheus:
+        wait_for_scrape(prometheus.url)
+        now = time.time()
+        timings = list(time_rules(prometheus.url))
+        for path in sorted((ROOT / "dashboards" / "generated").glob("*.json")):
+            timings += time_dashboard(prometheus.url, path, now)
+    return setup, timings
