@@ -1,9 +1,10 @@
 """Turn a dashboard panel's target into the Prometheus HTTP call Grafana 11 would make for it.
 
-Follows the Prometheus datasource: the step is the panel's (or target's) minimum interval or the
-range divided by the data points, rounded the way Grafana rounds intervals; range queries are
-aligned to the step in UTC; instant queries run at the end of the time range; `$__range`,
-`$__interval` and `$__rate_interval` are rendered as Prometheus durations; multi-value and "All"
+Follows the Prometheus datasource (its backend's pkg/tsdb/prometheus/models/query.go): `$__interval`
+is the range divided by the data points, rounded the way Grafana rounds intervals, and at least the
+panel's minimum interval (else the data source's scrape interval); the step is at least that and
+at least range / 11000; range queries are aligned to the step in UTC; instant queries run at the end
+of the time range; `$__rate_interval` is max(interval + step, 4 × step); multi-value and "All"
 variables become a regex alternation of the escaped values.
 """
 
@@ -52,6 +53,8 @@ _ROUNDING_MS = (
 )
 _YEAR_MS = 31_536_000_000
 _UNITS_S = (("y", 31_536_000), ("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
+# Grafana's gtime.FormatInterval writes no weeks.
+_FORMAT_UNITS_S = tuple(unit for unit in _UNITS_S if unit[0] != "w")
 _DURATION = re.compile(r"^(\d+)([smhdwy])$")
 _SPECIAL_REGEX = re.compile(r"[$^*{}\[\]'+?.()|]")
 
@@ -102,29 +105,46 @@ def parse_duration(text: str) -> int:
 
 def format_duration(seconds: int) -> str:
     """Grafana's gtime.FormatInterval for whole seconds: the largest unit that fits."""
-    for unit, size in _UNITS_S:
+    for unit, size in _FORMAT_UNITS_S:
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return "0s"
 
 
-def interval_seconds(
-    panel: dict,
-    target: dict,
-    time_range: TimeRange,
-    scrape_interval_s: int = DEFAULT_SCRAPE_INTERVAL_S,
-) -> int:
-    """The query interval: range / data points, rounded, and at least the minimum interval."""
-    minimum = target.get("interval") or panel.get("interval")
+def _calculate(time_range: TimeRange, points: int, min_s: float) -> float:
+    """intervalv2.Calculate: range / data points, rounded, unless below the minimum."""
+    raw_ms = time_range.seconds * 1000 / points
+    return min_s if raw_ms < min_s * 1000 else round_interval_ms(raw_ms) / 1000
+
+
+def interval_seconds(panel: dict, time_range: TimeRange, scrape_interval_s: int) -> int:
+    """`$__interval`, as the frontend computes it from the panel's minimum interval."""
+    minimum = panel.get("interval")
     min_s = parse_duration(minimum) if minimum else scrape_interval_s
     points = panel.get("maxDataPoints", DEFAULT_MAX_DATA_POINTS)
-    dynamic_s = round_interval_ms(time_range.seconds * 1000 / points) / 1000
-    return max(math.ceil(dynamic_s), min_s)
+    return math.ceil(_calculate(time_range, points, min_s))
 
 
-def rate_interval_seconds(interval_s: int, scrape_interval_s: int) -> int:
-    """`$__rate_interval`: at least four scrapes, and at least one interval plus one scrape."""
-    return max(interval_s + scrape_interval_s, 4 * scrape_interval_s)
+def step_seconds(panel: dict, target: dict, time_range: TimeRange, interval_s: int) -> int:
+    """The backend's step: the target's min step or `$__interval`, never below range / 11000."""
+    min_s = parse_duration(target["interval"]) if target.get("interval") else interval_s
+    points = panel.get("maxDataPoints", DEFAULT_MAX_DATA_POINTS)
+    safe_s = round_interval_ms(time_range.seconds * 1000 / 11_000) / 1000
+    return math.ceil(max(_calculate(time_range, points, min_s), safe_s))
+
+
+def rate_interval_seconds(interval_s: int, step_s: int) -> int:
+    """`$__rate_interval` as the backend computes it, with the step as the scrape interval."""
+    return max(interval_s + step_s, 4 * step_s)
+
+
+def go_duration(seconds: int) -> str:
+    """Go's time.Duration.String() for whole seconds, e.g. '4s', '1m0s', '2h0m0s'."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
 def regular_escape(value: str) -> str:
@@ -158,7 +178,7 @@ def replacements(
     selected: Mapping[str, Sequence[str]],
     time_range: TimeRange,
     interval_s: int,
-    scrape_interval_s: int,
+    step_s: int,
 ) -> dict[str, str]:
     """The text of every template variable and built-in macro for one query."""
     definitions = {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
@@ -168,12 +188,10 @@ def replacements(
         {
             "__range": f"{range_s}s",
             "__range_s": str(range_s),
-            "__range_ms": str(range_s * 1000),
+            "__range_ms": str(round(time_range.seconds * 1000)),
             "__interval": format_duration(interval_s),
             "__interval_ms": str(interval_s * 1000),
-            "__rate_interval": format_duration(
-                rate_interval_seconds(interval_s, scrape_interval_s)
-            ),
+            "__rate_interval": go_duration(rate_interval_seconds(interval_s, step_s)),
         }
     )
     return texts
@@ -188,14 +206,15 @@ def prometheus_call(
     scrape_interval_s: int = DEFAULT_SCRAPE_INTERVAL_S,
 ) -> PrometheusCall:
     """The call Grafana makes for `target` of `panel` with the variables' `selected` values."""
-    interval_s = interval_seconds(panel, target, time_range, scrape_interval_s)
-    texts = replacements(dashboard, selected, time_range, interval_s, scrape_interval_s)
+    interval_s = interval_seconds(panel, time_range, scrape_interval_s)
+    step_s = step_seconds(panel, target, time_range, interval_s)
+    texts = replacements(dashboard, selected, time_range, interval_s, step_s)
     query = substitute(target["expr"], texts)
     if target.get("instant"):
         return PrometheusCall("/api/v1/query", {"query": query, "time": _number(time_range.end)})
-    start = math.floor(time_range.start / interval_s) * interval_s
-    end = math.floor(time_range.end / interval_s) * interval_s
-    params = {"query": query, "start": str(start), "end": str(end), "step": str(interval_s)}
+    start = math.floor(time_range.start / step_s) * step_s
+    end = math.floor(time_range.end / step_s) * step_s
+    params = {"query": query, "start": str(start), "end": str(end), "step": str(step_s)}
     return PrometheusCall("/api/v1/query_range", params)
 
 

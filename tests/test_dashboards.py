@@ -279,3 +279,32 @@ def test_an_sre_overrides_selector_uid_prefix_and_budget_from_another_jsonnet_fi
     assert [e for e in exprs if "claude-code-analytics" in e] == []
     assert all('job="acme"' in e for e in exprs if "{" in e)
     assert gauge["fieldConfig"]["defaults"]["max"] == 500
+
+
+def per_day_call(time_range: TimeRange):
+    dashboard = DASHBOARDS["analytics.json"]
+    activity = next(p for p in dashboard["panels"] if p["title"] == "Activity")
+    selected = {"member": ["a.b+c@example.com", "ci"], "actor_type": ["user"]}
+    return prometheus_call(dashboard, activity, activity["targets"][0], selected, time_range)
+
+
+def test_a_per_day_panel_is_queried_at_utc_midnights_like_grafana_does():
+    call = per_day_call(TimeRange(1_700_000_123.0, 1_700_000_123.0 + 30 * 86400))
+    start, end, step = (int(call.params[k]) for k in ("start", "end", "step"))
+    assert (step, start % 86400, end % 86400) == (86400, 0, 0)
+    assert start <= 1_700_000_123 < start + 86400
+
+
+def test_a_multi_value_variable_becomes_an_escaped_regex_alternation():
+    query = per_day_call(TimeRange(0.0, 30 * 86400.0)).params["query"]
+    assert 'member=~"(a\\\\.b\\\\+c@example\\\\.com|ci)"' in query
+    assert 'actor_type=~"user"' in query
+
+
+def test_rate_interval_is_the_larger_of_interval_plus_step_and_four_steps():
+    dashboard = DASHBOARDS["exporter.json"]
+    chart = next(p for p in dashboard["panels"] if p["title"] == "Admin API requests by code")
+    short = prometheus_call(dashboard, chart, chart["targets"][0], {}, TimeRange(0, 300), 15)
+    long = prometheus_call(dashboard, chart, chart["targets"][0], {}, TimeRange(0, 30 * 86400), 15)
+    assert "[1m0s]" in short.params["query"] and short.params["step"] == "15"
+    assert "[2h0m0s]" in long.params["query"] and long.params["step"] == "1800"

@@ -56,9 +56,12 @@ def org(frozen_now):
 
 
 @pytest.fixture(scope="module")
-def exporter(org, tmp_path_factory):
+def exporter(org, frozen_now, tmp_path_factory):
+    """The exporter with this month's history and a week more (Team insights needs the month)."""
     env = {"ANTHROPIC_BASE_URL": org.url, "ANTHROPIC_ADMIN_API_KEY": KEY}
-    with start_exporter(tmp_path_factory.mktemp("exporter"), "--poll.interval=1h", env=env) as proc:
+    history = f"--history.days={frozen_now.day + 7}"
+    tmp = tmp_path_factory.mktemp("exporter")
+    with start_exporter(tmp, "--poll.interval=1h", history, env=env) as proc:
         yield proc
 
 
