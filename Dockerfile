@@ -15,7 +15,8 @@ COPY exporter ./exporter
 # The server extra brings waitress, the WSGI server the exporter serves /metrics with.
 RUN pip install ".[server]" \
     && rm -rf /build \
-    && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent exporter \
+    && groupadd --system --gid 10001 exporter \
+    && useradd --system --uid 10001 --gid exporter --no-create-home --home-dir /nonexistent exporter \
     && mkdir -p /var/lib/claude-code-analytics /prometheus \
     && chown exporter:exporter /var/lib/claude-code-analytics \
     && chown 65534:65534 /prometheus
