@@ -688,10 +688,12 @@ def hostile_email(email: str) -> str:
 
 @dataclass
 class Fault:
-    """One switched-on fault: `times` matching requests suffer it (None: until cleared)."""
+    """One switched-on fault: after `after` matching requests pass unharmed, `times` of them
+    suffer it (None: until cleared)."""
 
     kind: str
     times: int | None = 1
+    after: int = 0
     endpoint: str | None = None
     day: str | None = None
     retry_after: str | None = None
@@ -707,8 +709,8 @@ class Fault:
             raise ValueError(f"unknown endpoint {self.endpoint!r}; expected one of {ENDPOINTS}")
         if self.times is not None and self.times < 1:
             raise ValueError("times must be at least 1, or None for a fault that stays on")
-        if self.page_size < 1:
-            raise ValueError("page_size must be at least 1")
+        if self.page_size < 1 or self.after < 0:
+            raise ValueError("page_size must be at least 1 and after at least 0")
 
     def matches(self, endpoint: str, day: str | None) -> bool:
         usage_only = self.kind in RECORD_FAULTS or self.kind in PAGING_FAULTS
@@ -746,6 +748,9 @@ class Faults:
         with self._lock:
             for fault in list(self._faults):
                 if not fault.matches(endpoint, day):
+                    continue
+                if fault.after > 0:
+                    fault.after -= 1
                     continue
                 taken.append(fault)
                 if fault.times is not None:
