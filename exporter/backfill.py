@@ -124,16 +124,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv: list[str], environ: dict[str, str] | None = None, today: date | None = None):
+def parse_args(
+    argv: list[str], environ: dict[str, str] | None = None, now: datetime | None = None
+) -> Options:
     """Options from the command line and environment; UsageError for anything wrong."""
     args = _parser().parse_args(argv)
-    today = today or datetime.now(UTC).date()
+    now = now or datetime.now(UTC)
+    today = now.date()
     try:
         config = load(args, environ)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     since = _day("--since", args.since) if args.since else None
-    until = _day("--until", args.until) if args.until else today - timedelta(days=1)
+    until = _day("--until", args.until) if args.until else last_final_day(now)
     if since is None and not args.fill_gaps:
         raise UsageError("--since is required (or --fill-gaps to start at the store's oldest day)")
     if until >= today:
@@ -214,6 +217,10 @@ class StopOnSignal:
         self.event.set()
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 # --- The run --------------------------------------------------------------------------------------
 
 
@@ -241,15 +248,19 @@ def run(
             )
 
         stop = stop or threading.Event()
-        now = (clock or (lambda: datetime.now(UTC)))()
         first = options.since or oldest_day(store, options.until)
-        fetch_days(store, make_client, options, first, now, stop)
+        fetch_days(store, make_client, options, first, clock or _utc_now, stop)
         settings = Settings(config.member_label, config.member_models)
         return write_blocks(store, first, options, settings, stop)
     finally:
         if simulator is not None:
             simulator.stop()
         store.close()
+
+
+def last_final_day(now: datetime) -> date:
+    """The latest day whose data the API has finished: it ended more than an hour ago."""
+    return (now - DATA_DELAY).date() - timedelta(days=1)
 
 
 def oldest_day(store: Store, until: date) -> date:
@@ -298,7 +309,7 @@ def fetch_days(
     make_client: Callable[[], AdminClient],
     options: Options,
     first: date,
-    now: datetime,
+    clock: Clock,
     stop: threading.Event,
 ) -> None:
     days = lacking_days(store, context_start(first), options.until)
@@ -317,7 +328,7 @@ def fetch_days(
     fetcher = _Fetcher(make_client)
     with tqdm(total=len(days), desc="fetching days", unit="day", file=sys.stderr) as bar:
         for day, fetched in fetcher.fetch(days, options.workers, stop):
-            store.replace_day(day, fetched.records, now.timestamp())
+            store.replace_day(day, fetched.records, clock().timestamp())
             bar.update(1)
 
 

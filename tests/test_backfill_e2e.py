@@ -95,6 +95,7 @@ def backfilled(org, since, tmp_path_factory):
     process = backfill(
         org,
         f"--since={since}",
+        f"--until={since + timedelta(days=HISTORY_DAYS - 1)}",
         f"--output={blocks}",
         f"--storage.path={store}",
         stdout=subprocess.PIPE,
@@ -409,7 +410,9 @@ def test_an_interrupted_backfill_resumes_without_fetching_a_day_twice(frozen_now
     org.before_request.append(lambda request: time.sleep(0.05))
     since = frozen_now.date() - timedelta(days=40)
     store, blocks = tmp_path / "store.db", tmp_path / "blocks"
-    args = (f"--since={since}", f"--output={blocks}", f"--storage.path={store}", "--workers=3")
+    until = frozen_now.date() - timedelta(days=1)
+    args = (f"--since={since}", f"--until={until}", f"--output={blocks}", f"--storage.path={store}")
+    args += ("--workers=3",)
     with serve(org, api_key=KEY) as server:
         org.url = server.url
         first = backfill(org, *args, stderr=subprocess.PIPE)
