@@ -259,7 +259,10 @@ def test_everything_the_dockerfile_copies_exists_and_is_in_the_build_context():
     assert in_build_context("exporter/cli.py")
 
 
-@pytest.mark.parametrize("path", [".env", "data/claude-code-analytics.db", ".git/config", "tests"])
+@pytest.mark.parametrize(
+    "path",
+    [".env", "data/claude-code-analytics.db", ".git/config", "tests", "exporter/__pycache__/a.pyc"],
+)
 def test_secrets_stores_and_tests_stay_out_of_the_build_context(path):
     assert not in_build_context(path)
 
@@ -310,9 +313,17 @@ def test_without_a_key_the_entrypoint_serves_the_simulated_organization(tmp_path
 
 
 @pytest.mark.e2e
-def test_with_a_key_the_entrypoint_serves_the_real_organization(tmp_path):
+@pytest.mark.parametrize("source", ["variable", "file"])
+def test_with_a_key_the_entrypoint_serves_the_real_organization(tmp_path, source):
+    key_file = tmp_path / "admin-key"
+    key_file.write_text(TEST_KEY + "\n")
+    key = (
+        {"ANTHROPIC_ADMIN_API_KEY": TEST_KEY}
+        if source == "variable"
+        else {"ANTHROPIC_ADMIN_API_KEY": "", "ANTHROPIC_ADMIN_API_KEY_FILE": str(key_file)}
+    )
     with FakeAdminApi(TEST_KEY) as api:
-        env = {"ANTHROPIC_ADMIN_API_KEY": TEST_KEY, "ANTHROPIC_BASE_URL": api.url}
+        env = {**key, "ANTHROPIC_BASE_URL": api.url}
         with start_entrypoint(tmp_path, env) as proc:
             proc.wait_ready("/-/ready")
             metrics = requests.get(f"{proc.url}/metrics", timeout=10).text

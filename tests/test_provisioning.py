@@ -110,6 +110,16 @@ def test_exactly_one_data_source_is_the_default():
     assert [ds["uid"] for ds in datasources() if ds.get("isDefault")] == [PROMETHEUS_UID]
 
 
+def test_the_data_source_states_the_prometheus_version_compose_runs():
+    (prometheus,) = [ds for ds in datasources() if ds["type"] == "prometheus"]
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+    assert (
+        f"v{prometheus['jsonData']['prometheusVersion']}"
+        == services["prometheus"]["image"].split(":")[1]
+    )
+
+
 def test_data_source_uids_are_unique_and_links_between_them_resolve():
     uids = [ds["uid"] for ds in datasources()]
     assert len(uids) == len(set(uids))
