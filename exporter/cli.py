@@ -13,7 +13,7 @@ from collections.abc import Callable
 from . import __version__
 from .client import AdminClient
 from .collector import Settings
-from .config import Config, ConfigError, add_arguments, load
+from .config import Config, ConfigError, add_arguments, load, parse_duration
 from .poller import Poller
 from .store import Store, StoreError
 
@@ -38,14 +38,32 @@ def main(argv: list[str] | None = None) -> int:
         f"Subcommands: {', '.join(SUBCOMMANDS)} (each has --help).",
     )
     add_arguments(parser)
+    _add_access_timer_arguments(parser)
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    args = parser.parse_args(argv)
     try:
-        config = load(parser.parse_args(argv))
+        config = load(args)
+        access_interval = parse_duration(args.access_interval) if args.access_interval else None
     except ConfigError as exc:
         print(f"{PROG}: {exc}.", file=sys.stderr)
         return 2
     setup_logging(config.log_level)
-    return serve(config)
+    return serve(config, args if access_interval else None, access_interval or 0.0)
+
+
+def _add_access_timer_arguments(parser: argparse.ArgumentParser) -> None:
+    from . import access
+
+    group = parser.add_argument_group(
+        "Grafana access", "reconcile Grafana's teams and folder permissions on a timer"
+    )
+    group.add_argument(
+        "--grafana-access.interval",
+        dest="access_interval",
+        metavar="DURATION",
+        help="run `grafana-access sync` on this interval inside the exporter (default: off)",
+    )
+    access.add_config_arguments(group)  # type: ignore[arg-type]
 
 
 def setup_logging(level: str) -> None:
@@ -54,14 +72,28 @@ def setup_logging(level: str) -> None:
     )
 
 
-def serve(config: Config) -> int:
+def serve(
+    config: Config, access_args: argparse.Namespace | None = None, access_interval: float = 0.0
+) -> int:
     try:
         poller, close = build_poller(config)
     except StoreError as exc:
         print(f"{PROG}: {exc}.", file=sys.stderr)
         return 1
+    workers: list[Callable[[threading.Event], None]] = [
+        lambda stop: poller.run(stop, config.poll_interval)
+    ]
     try:
-        return _run_server(config, poller)
+        if access_args is not None:
+            from . import access
+
+            try:
+                sync = access.from_args(access_args, poller.client.clone())
+            except access.AccessConfigError as exc:
+                print(f"{PROG}: {exc}.", file=sys.stderr)
+                return 2
+            workers.append(lambda stop: sync.run_forever(access_interval, stop))
+        return _run_server(config, poller, workers)
     finally:
         close()
 
@@ -100,7 +132,9 @@ def build_poller(config: Config) -> tuple[Poller, Callable[[], None]]:
     return poller, close
 
 
-def _run_server(config: Config, poller: Poller) -> int:
+def _run_server(
+    config: Config, poller: Poller, workers: list[Callable[[threading.Event], None]]
+) -> int:
     from waitress import create_server
 
     from .app import create_app
@@ -120,10 +154,9 @@ def _run_server(config: Config, poller: Poller) -> int:
         )
         return 1
     stop = threading.Event()
-    thread = threading.Thread(
-        target=poller.run, args=(stop, config.poll_interval), name="poller", daemon=True
-    )
-    thread.start()
+    threads = [threading.Thread(target=work, args=(stop,), daemon=True) for work in workers]
+    for thread in threads:
+        thread.start()
 
     def shutdown(signum: int, frame: object) -> None:
         raise SystemExit(0)
@@ -137,7 +170,8 @@ def _run_server(config: Config, poller: Poller) -> int:
     finally:
         stop.set()
         server.close()
-        thread.join(timeout=10)
+        for thread in threads:
+            thread.join(timeout=10)
     return 0
 
 

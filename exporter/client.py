@@ -80,6 +80,19 @@ class AdminClient:
     def __repr__(self) -> str:
         return f"AdminClient(base_url={self.base_url!r})"
 
+    def clone(self) -> AdminClient:
+        """Another client on the same API and key, with its own session, for another thread."""
+        return AdminClient(
+            self.base_url,
+            self._api_key,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            backoff=self.backoff,
+            max_backoff=self.max_backoff,
+            page_limit=self.page_limit,
+            sleep=self._sleep,
+        )
+
     def usage_pages(self, day: date) -> Iterator[UsagePage]:
         """Every page of the Claude Code usage report for one UTC day."""
         params: dict[str, str | int] = {"starting_at": day.isoformat(), "limit": self.page_limit}
