@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from grafana_stub import GrafanaStub
 
 from conftest import TEST_KEY
 from exporter import access
@@ -25,6 +24,7 @@ from exporter.client import AdminClient
 from exporter.grafana import GrafanaClient
 from exporter.simulator import SimulatedOrganization, SimulatorServer, serve
 from fake_admin_api import FakeAdminApi
+from grafana_stub import GrafanaStub
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = "claude-code"

@@ -11,8 +11,8 @@ import pytest
 from grafana_foundation_sdk.cog import plugins
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
-from grafana_queries import TimeRange, prometheus_call
 
+from grafana_queries import TimeRange, prometheus_call
 from tools.generate import DASHBOARDS_DIR, RULES_DIR, evaluate, render, stale
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,11 +15,11 @@ from decimal import Decimal
 
 import pytest
 import requests
-from grafana_queries import TimeRange, prometheus_call, variable_values
 from test_dashboards import DASHBOARDS, METRIC_NAME, panels, recorded_metrics
 
 import console
 from exporter.simulator import SimulatedOrganization, serve
+from grafana_queries import TimeRange, prometheus_call, variable_values
 from procs import start_exporter, start_prometheus
 from tools.generate import RULES_DIR
 
