@@ -77,6 +77,7 @@ class Poller:
         self.members = MemberLabels(settings.member_label, store.secret())
         self.ready = threading.Event()
         self.exposition = Exposition(b"", b"")
+        self._store_errors: set[str] = set()
         client.on_request = self._count_request
 
     def _count_request(self, endpoint: str, code: str, failed: bool) -> None:
@@ -120,10 +121,11 @@ class Poller:
     def poll_once(self) -> bool:
         started = time.monotonic()
         today = self.clock().date()
+        self._store_errors.clear()
         try:
             ok = self._refresh_members() and self._refresh_days(today)
         except StoreError as exc:
-            log.error("poll stopped: %s", exc)
+            self._store_failed("poll stopped", exc)
             ok = False
         self.stats.up = ok
         self.stats.poll_duration = time.monotonic() - started
@@ -144,14 +146,22 @@ class Poller:
             if self.stats.last_success is not None:
                 self.store.set_meta(LAST_SUCCESS_KEY, repr(self.stats.last_success))
         except StoreError as exc:
-            log.error("counters not saved: %s", exc)
+            self._store_failed("counters not saved", exc)
+
+    def _store_failed(self, what: str, exc: StoreError) -> None:
+        """Log a store failure once per poll: a full disk fails every write the same way."""
+        if str(exc) not in self._store_errors:
+            self._store_errors.add(str(exc))
+            log.error("%s: %s; serving what the store holds", what, exc)
 
     def _refresh_members(self) -> bool:
         try:
-            members = self.client.list_users()
-            self.store.replace_members(members)
-        except (ApiError, StoreError) as exc:
+            self.store.replace_members(self.client.list_users())
+        except ApiError as exc:
             log.error("member list not refreshed: %s", exc)
+            return False
+        except StoreError as exc:
+            self._store_failed("member list not stored", exc)
             return False
         return True
 
@@ -164,8 +174,11 @@ class Poller:
             try:
                 fetched = self.fetch_day(day)
                 self.store.replace_day(day, fetched.records, self.clock().timestamp())
-            except (ApiError, StoreError) as exc:
+            except ApiError as exc:
                 log.error("poll stopped at %s; the stored day is unchanged: %s", day, exc)
+                return False
+            except StoreError as exc:
+                self._store_failed(f"{day} not stored", exc)
                 return False
             self.stats.inc("records_ingested", len(fetched.records))
             for reason, count in fetched.rejected.items():

@@ -8,6 +8,7 @@ records for it. The organization's clock is frozen, so a refetched day has the s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -20,13 +21,26 @@ import pytest
 from reliability import expected_totals, stored_days, stored_totals
 
 from conftest import TEST_KEY
+from exporter.app import create_app
+from exporter.client import AdminClient
+from exporter.collector import Settings
+from exporter.poller import Poller
 from exporter.simulator import SimulatedOrganization, serve
+from exporter.store import Store
+from exposition import samples, series, value
 from procs import Proc, free_port, start_exporter
 
-pytestmark = pytest.mark.e2e
 KILLS = 50
 REQUEST_LATENCY = 0.01  # seconds per API request, so that a start's ingest spans a while
 NOW = datetime(2026, 3, 14, 15, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 def exporter_command(port: int, storage) -> list[str]:
@@ -70,6 +84,7 @@ def check_store(path, org: SimulatedOrganization, committed: set) -> set:
         db.close()
 
 
+@pytest.mark.e2e
 def test_random_sigkills_during_ingest_lose_no_committed_day_and_corrupt_nothing(tmp_path):
     rng = random.Random(20261128)
     org = SimulatedOrganization(seed=17, members=6, now=lambda: NOW)
@@ -98,3 +113,57 @@ def test_random_sigkills_during_ingest_lose_no_committed_day_and_corrupt_nothing
         with start_exporter(tmp_path, "--history.days=14", env=env, storage=storage) as proc:
             assert proc.popen.poll() is None
         assert len(check_store(storage, org, committed)) == 14
+
+
+def fill_the_disk(db: sqlite3.Connection) -> str:
+    """Cap the file at its size and use up its free pages: SQLite fails writes as on a full disk."""
+    db.execute("CREATE TABLE filler (blob BLOB)")
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")
+    with contextlib.suppress(sqlite3.DatabaseError):
+        while True:
+            db.execute("INSERT INTO filler VALUES (randomblob(512))")
+    return "database or disk is full"
+
+
+def make_read_only(db: sqlite3.Connection) -> str:
+    db.execute("PRAGMA query_only = 1")
+    return "readonly database"
+
+
+@pytest.mark.parametrize("break_store", [fill_the_disk, make_read_only])
+def test_a_store_that_cannot_be_written_gives_one_clear_error_and_metrics_keep_serving(
+    tmp_path, caplog, break_store
+):
+    org = SimulatedOrganization(seed=4, members=30, now=lambda: NOW)
+    with serve(org, api_key=TEST_KEY) as server:
+        clock = Clock(NOW.replace(day=10))
+        client = AdminClient(server.url, TEST_KEY, max_retries=0)
+        poller = Poller(
+            client,
+            Store(tmp_path / "s.db"),
+            history_days=3,
+            refetch_days=2,
+            settings=Settings(),
+            clock=clock,
+        )
+        assert poller.poll_once()
+        http = create_app(poller).test_client()
+        days = poller.store.fetched_days()
+        reason = break_store(poller.store._db)
+        clock.now = NOW  # three new days to store
+        with caplog.at_level("ERROR", logger="exporter"):
+            assert not poller.poll_once()
+        response = http.get("/metrics")
+    after = samples(response.data)
+    assert response.status_code == 200
+    assert value(after, "claude_code_analytics_exporter_up") == 0
+    assert series(after, "claude_code_analytics_month_to_date_cost_usd") != {}
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and reason in errors[0].getMessage()
+    assert str(tmp_path / "s.db") in errors[0].getMessage()
+    assert errors[0].exc_info is None
+    stored = poller.store.fetched_days()
+    assert all(stored[day] == fetched_at for day, fetched_at in days.items())
+    for day in stored:  # each day whole, as the simulator has it, or not at all
+        assert stored_totals(poller.store._db, day) == expected_totals(org.visible_records(day))
