@@ -182,13 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         with StopOnSignal() as stop:
-            run(options, stop)
+            blocks = run(options, stop)
     except (Interrupted, KeyboardInterrupt):
         print(f"{PROG}: interrupted; run the same command again to resume.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (BackfillError, StoreError) as exc:
         print(f"{PROG}: {exc}.", file=sys.stderr)
         return EXIT_FAILED
+    print(f"{PROG}: wrote {len(blocks)} daily blocks to {options.output}.", file=sys.stderr)
     return 0
 
 
