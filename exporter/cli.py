@@ -141,7 +141,7 @@ def _run_server(
 
     try:
         server = create_server(
-            create_app(poller),
+            create_app(poller, config.web),
             host=config.listen_host,
             port=config.listen_port,
             threads=8,

@@ -166,7 +166,7 @@ class AdminClient:
                     continue
                 self.on_request(endpoint, code, False)
                 return payload
-            message = f"{endpoint}: HTTP {code} {_error_message(response)}"
+            message = f"{endpoint}: HTTP {code} {self._redact(_error_message(response))[:200]}"
             if response.status_code in (401, 403):
                 self.on_request(endpoint, code, True)
                 raise AuthError(endpoint, code, message)
@@ -176,6 +176,10 @@ class AdminClient:
             self._failed(endpoint, code, message, last)
             self._sleep(self._delay(attempt, response.headers.get("Retry-After")))
         raise AssertionError("unreachable")
+
+    def _redact(self, text: str) -> str:
+        """The server's words without the key, should a proxy or an error page ever echo it."""
+        return text.replace(self._api_key, "[redacted]") if self._api_key else text
 
     def _failed(self, endpoint: str, code: str, message: str, last: bool) -> None:
         self.on_request(endpoint, code, True)
@@ -209,10 +213,10 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 
 def _error_message(response: requests.Response) -> str:
-    """The API's error type and message, capped in length."""
+    """The API's error type and message."""
     try:
         error = response.json().get("error", {})
         text = f"{error.get('type', 'error')}: {error.get('message', '')}"
     except (ValueError, AttributeError):
         text = response.reason or ""
-    return text[:200]
+    return text

@@ -43,9 +43,21 @@ class Config:
     demo_members: int
     demo_seed: int
     log_level: str
+    web: WebConfig | None = None
 
     def __repr__(self) -> str:  # never show the key
         return f"Config(base_url={self.base_url!r}, storage_path={str(self.storage_path)!r}, ...)"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """Who may read /metrics: users with hashed passwords (basic auth) and/or one bearer token."""
+
+    basic_auth_users: dict[str, str]
+    bearer_token: str | None = None
+
+    def __repr__(self) -> str:  # never show the token or the hashes
+        return f"WebConfig(users={sorted(self.basic_auth_users)}, bearer_token=...)"
 
 
 def parse_duration(text: str) -> float:
@@ -138,6 +150,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--demo.seed", dest="demo.seed", metavar="N", help="seed of the simulated organization")
     add("--log.level", dest="log.level", metavar="LEVEL", help="debug, info, warning or error")
+    add(
+        "--web.config.file",
+        dest="web.config.file",
+        metavar="PATH",
+        help="YAML file of basic_auth_users (bcrypt or PBKDF2-SHA256 hashes) and/or"
+        " bearer_token_file that /metrics requires (see docs/security.md)",
+    )
 
 
 FILE_KEYS = {
@@ -154,7 +173,12 @@ FILE_KEYS = {
     "demo.members",
     "demo.seed",
     "log.level",
+    "web.config.file",
 }
+WEB_CONFIG_KEYS = {"basic_auth_users", "bearer_token_file"}
+PASSWORD_HASH = re.compile(
+    r"^(\$2[aby]?\$\d{2}\$[./A-Za-z0-9]{53}|\$pbkdf2-sha256\$\d+\$[^$]+\$[^$]+)$"
+)
 
 
 def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
@@ -200,6 +224,7 @@ def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Con
         demo_members=_integer("demo.members", get("demo.members", 50), 1, 100_000),
         demo_seed=_integer("demo.seed", get("demo.seed", 1), 0, 2**31),
         log_level=level,
+        web=_web_config(get("web.config.file", None)),
     )
 
 
@@ -221,15 +246,62 @@ def read_api_key(env: dict[str, str] | os._Environ) -> str:
     return key
 
 
-def _file_values(path: str) -> dict[str, object]:
+def _web_config(path: object) -> WebConfig | None:
+    if path is None:
+        return None
+    data = _yaml_mapping(str(path), "--web.config.file")
+    if "tls_server_config" in data:
+        raise ConfigError(
+            "--web.config.file: the exporter does not serve TLS itself; put a reverse proxy"
+            " in front of it (see docs/security.md) and remove tls_server_config"
+        )
+    unknown = sorted(set(map(str, data)) - WEB_CONFIG_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"--web.config.file {path!r} has unknown setting(s): {', '.join(unknown)}"
+        )
+    users = data.get("basic_auth_users") or {}
+    if not isinstance(users, dict):
+        raise ConfigError("--web.config.file: basic_auth_users must map user names to hashes")
+    for user, hashed in users.items():
+        if not isinstance(hashed, str) or not PASSWORD_HASH.match(hashed):
+            raise ConfigError(
+                f"--web.config.file: the password of {str(user)!r} is not a bcrypt or"
+                " $pbkdf2-sha256$ hash (plain passwords are refused)"
+            )
+    token = _bearer_token(data.get("bearer_token_file"), Path(str(path)).parent)
+    if not users and token is None:
+        raise ConfigError(f"--web.config.file {path!r} names no basic_auth_users and no token")
+    return WebConfig({str(u): str(h) for u, h in users.items()}, token)
+
+
+def _bearer_token(path: object, base: Path) -> str | None:
+    """The token in the file; a relative path is relative to the web config file."""
+    if path is None:
+        return None
+    try:
+        token = (base / str(path)).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read bearer_token_file {str(path)!r}: {exc.strerror}") from exc
+    if len(token) < 16:
+        raise ConfigError(f"bearer_token_file {str(path)!r} holds a token under 16 characters")
+    return token
+
+
+def _yaml_mapping(path: str, flag: str) -> dict:
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as exc:
-        raise ConfigError(f"cannot read --config.file {path!r}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot read {flag} {path!r}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--config.file {path!r} is not valid YAML") from exc
+        raise ConfigError(f"{flag} {path!r} is not valid YAML") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"--config.file {path!r} must hold a mapping of settings")
+        raise ConfigError(f"{flag} {path!r} must hold a mapping of settings")
+    return data
+
+
+def _file_values(path: str) -> dict[str, object]:
+    data = _yaml_mapping(path, "--config.file")
     unknown = sorted(set(map(str, data)) - FILE_KEYS)
     if unknown:
         raise ConfigError(f"--config.file {path!r} has unknown setting(s): {', '.join(unknown)}")

@@ -688,8 +688,8 @@ def hostile_email(email: str) -> str:
 
 @dataclass
 class Fault:
-    """One switched-on fault: after `after` matching requests pass unharmed, `times` of them
-    suffer it (None: until cleared)."""
+    """One switched-on fault: the first `after` matching requests pass, the next `times` of
+    them suffer it (None: until cleared)."""
 
     kind: str
     times: int | None = 1

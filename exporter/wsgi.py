@@ -40,4 +40,4 @@ def create(args: str | None = None) -> Flask:
         close()
 
     atexit.register(shutdown)
-    return create_app(poller)
+    return create_app(poller, config.web)

@@ -321,7 +321,7 @@ def promtool_check(exposition: bytes, tmp_path: Path) -> str:
 
 @pytest.mark.e2e
 def test_the_process_outlives_an_outage_serves_stale_numbers_and_recovers(tmp_path):
-    org = SimulatedOrganization(seed=8, members=8, now=lambda: datetime.now(UTC))
+    org = SimulatedOrganization(seed=8, members=8, now=late_today)
     storage = tmp_path / "exporter.db"
     with serve(org, api_key=TEST_KEY, fault_control=True) as server:
         client = AdminClient(server.url, TEST_KEY, max_retries=0)
@@ -344,6 +344,11 @@ def test_the_process_outlives_an_outage_serves_stale_numbers_and_recovers(tmp_pa
     assert value(fresh, f"{P}_exporter_last_success_timestamp_seconds") > value(
         stale, f"{P}_exporter_last_success_timestamp_seconds"
     )
+
+
+def late_today() -> datetime:
+    """23:00 UTC today: the simulator then serves most of today, whatever the time of the run."""
+    return datetime.now(UTC).replace(hour=23, minute=0)
 
 
 def wait_for_up(url: str, wanted: int, timeout: float = 30) -> dict:
