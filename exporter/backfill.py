@@ -52,7 +52,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 
@@ -98,7 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--since", metavar="DAY", help="first day to write, YYYY-MM-DD (UTC)")
-    add("--until", metavar="DAY", help="last day to write, YYYY-MM-DD (default yesterday, UTC)")
+    add(
+        "--until",
+        metavar="DAY",
+        help="last day to write, YYYY-MM-DD (default: the last day the API has finished, UTC)",
+    )
     add("--output", metavar="DIR", required=True, help="directory the TSDB blocks are written to")
     add(
         "--fill-gaps",
@@ -188,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except (BackfillError, StoreError) as exc:
         print(f"{PROG}: {exc}.", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:
+        print(f"{PROG}: cannot write {exc.filename}: {exc.strerror}.", file=sys.stderr)
         return EXIT_FAILED
     print(f"{PROG}: wrote {len(blocks)} daily blocks to {options.output}.", file=sys.stderr)
     return 0

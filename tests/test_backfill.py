@@ -110,6 +110,30 @@ def test_a_missing_key_is_one_sentence_with_exit_status_2(tmp_path, capsys, monk
     ]
 
 
+def test_an_output_folder_that_cannot_be_made_is_one_sentence_with_exit_status_1(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("ANTHROPIC_ADMIN_API_KEY", TEST_KEY)
+    (tmp_path / "file").write_text("")
+    output = tmp_path / "file" / "blocks"
+    status = backfill.main(
+        [
+            "--demo",
+            "--demo.members=3",
+            "--since=2026-01-01",
+            "--until=2026-01-01",
+            f"--storage.path={tmp_path / 'store.db'}",
+            f"--output={output}",
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 1
+    assert (
+        err[-1]
+        == f"claude-code-analytics-exporter backfill: cannot write {output}: Not a directory."
+    )
+
+
 def test_until_defaults_to_the_last_day_the_api_has_finished(tmp_path):
     assert options(tmp_path, "--since=2026-11-01").until == day("2026-11-19")
     just_after_midnight = datetime(2026, 11, 20, 0, 30, tzinfo=UTC)
