@@ -209,7 +209,8 @@ def _count(obj: dict, key: str, default: int | None = None) -> int:
 def _actor(actor: object) -> tuple[str, str]:
     if not isinstance(actor, dict):
         raise RecordError("wrong_type", "'actor' is not an object")
-    kind = ACTOR_TYPES.get(actor.get("type"))  # type: ignore[arg-type]
+    name_of_type = actor.get("type")
+    kind = ACTOR_TYPES.get(name_of_type) if isinstance(name_of_type, str) else None
     if kind is None:
         raise RecordError("unknown_actor_type", f"actor type {actor.get('type')!r} is unknown")
     actor_type, key = kind
