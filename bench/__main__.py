@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench import ROOT
 from bench.report import markdown
-from bench.suite import Options, run_size
+from bench.suite import Options, SizeResult, run_size
 
 DEFAULT_SIZES = "100,1000,10000,50000"
 
@@ -56,6 +56,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def write(
+    output: Path, results: list[SizeResult], command: str, started_at: str, seconds: float
+) -> None:
+    """The table and the raw figures so far, rewritten after each size."""
+    output.write_text(markdown(results, command, started_at, seconds))
+    output.with_suffix(".json").write_text(
+        json.dumps([asdict(r) for r in results], indent=1) + "\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -68,20 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"[{time.monotonic() - started:7.1f}s] {message}", file=sys.stderr, flush=True)
 
-    results = []
+    command = shlex.join(["python", "-m", "bench", *argv])
+    results: list[SizeResult] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         base = args.workdir or Path(tmp)
         for members in args.sizes:
             workdir = base / f"members-{members}"
             workdir.mkdir(parents=True, exist_ok=True)
             results.append(run_size(members, workdir, options, log))
-    command = shlex.join(["python", "-m", "bench", *argv])
-    text = markdown(results, command, started_at, time.monotonic() - started)
-    args.output.write_text(text)
-    args.output.with_suffix(".json").write_text(
-        json.dumps([asdict(r) for r in results], indent=1) + "\n"
-    )
-    print(text)
+            write(args.output, results, command, started_at, time.monotonic() - started)
+    print(args.output.read_text())
     return 0
 
 

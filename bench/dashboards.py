@@ -1,28 +1,27 @@
 """Dashboard queries on a real Prometheus that holds N members' history.
 
-History is backfilled as the docs describe it: for each stored day D before today, the exporter's
-view as of 23:59:00 UTC of D (`data_families(store, D)`), written as OpenMetrics and turned into
-blocks by `promtool tsdb create-blocks-from openmetrics`. The live exporter is scraped beside it,
-so instant panels see today. Every panel's target is then sent the way Grafana sends it over the
-dashboard's default range (tests/grafana_queries.py, POST as the provisioned datasource does),
-and each recording rule's expression is timed as one evaluation."""
+History comes from `python -m exporter backfill` over the exporter's store: each stored day
+before today as the exporter saw it at 23:59:00 UTC of that day, written as TSDB blocks. The live
+exporter is scraped beside it, so instant panels see today. Every panel's target is then sent
+the way Grafana sends it over the dashboard's default range (tests/grafana_queries.py, POST as
+the provisioned datasource does), and each recording rule's expression is timed as one
+evaluation."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import tempfile
+import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO
 
 import requests
 import yaml
+
+from bench import ROOT
+from exporter.store import Store
 from grafana_queries import (
     PrometheusCall,
     TimeRange,
@@ -30,19 +29,10 @@ from grafana_queries import (
     prometheus_call,
     variable_values,
 )
-from prometheus_client.core import Metric
-from prometheus_client.utils import floatToGoString
-
-from bench import ROOT
-from exporter.collector import MemberLabels, Settings, data_families, day_start
-from exporter.store import Store
 from procs import Proc, free_port
 
 JOB = "claude-code-analytics"
 SCRAPE_INTERVAL_S = 15
-DAY_END_OFFSET_S = 23 * 3600 + 59 * 60
-# One block for the whole backfill: promtool re-reads its input once per block.
-MAX_BLOCK_DURATION = "1458h"
 RETENTION = "400d"
 SLOW_QUERY_S = 1.0
 QUERY_TIMEOUT_S = 600
@@ -58,63 +48,27 @@ class QueryTiming:
     expr: str
 
 
-def escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def sample_lines(family: Metric, extra: str, timestamp: int) -> str:
-    lines = []
-    for sample in family.samples:
-        labels = "".join(f',{k}="{escape(v)}"' for k, v in sample.labels.items())
-        value = floatToGoString(sample.value)
-        lines.append(f"{sample.name}{{{extra}{labels}}} {value} {timestamp}\n")
-    return "".join(lines)
-
-
-def write_openmetrics(store: Store, days: list[date], instance: str, out: Path) -> int:
-    """Each day's view at 23:59:00 UTC, one family after the other as OpenMetrics requires."""
-    extra = f'job="{JOB}",instance="{escape(instance)}"'
-    members = MemberLabels("keep", store.secret())
-    headers: dict[str, str] = {}
-    samples = 0
-    with tempfile.TemporaryDirectory() as tmp, ExitStack() as files:
-        parts: dict[str, IO[str]] = {}
-        for day in days:
-            timestamp = int(day_start(day)) + DAY_END_OFFSET_S
-            for family in data_families(store, day, Settings(), members):
-                if family.name not in parts:
-                    headers[family.name] = (
-                        f"# HELP {family.name} {escape(family.documentation)}\n"
-                        f"# TYPE {family.name} {family.type}\n"
-                    )
-                    part = Path(tmp) / f"{len(parts)}.om"
-                    parts[family.name] = files.enter_context(part.open("w+"))
-                parts[family.name].write(sample_lines(family, extra, timestamp))
-                samples += len(family.samples)
-        with out.open("w") as target:
-            for name, part in parts.items():
-                target.write(headers[name])
-                part.seek(0)
-                shutil.copyfileobj(part, target)
-            target.write("# EOF\n")
-    return samples
-
-
-def create_blocks(openmetrics: Path, tsdb: Path) -> None:
-    subprocess.run(
-        [
-            "promtool",
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            "--quiet",
-            f"--max-block-duration={MAX_BLOCK_DURATION}",
-            str(openmetrics),
-            str(tsdb),
-        ],
-        check=True,
-        capture_output=True,
-    )
+def backfill(workdir: Path, store: Path, tsdb: Path, instance: str, env: dict[str, str]) -> None:
+    """`python -m exporter backfill` of every stored day before today, as users run it."""
+    opened = Store(store)
+    try:
+        first = min(opened.fetched_days())
+    finally:
+        opened.close()
+    cmd = [
+        sys.executable,
+        "-m",
+        "exporter",
+        "backfill",
+        f"--storage.path={store}",
+        f"--output={tsdb}",
+        f"--since={first.isoformat()}",
+        f"--target.job={JOB}",
+        f"--target.instance={instance}",
+        "--log.level=warning",
+    ]
+    with (workdir / "backfill.log").open("wb") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def start_prometheus(workdir: Path, tsdb: Path, exporter_target: str) -> Proc:
@@ -229,33 +183,19 @@ def time_rules(base_url: str) -> Iterator[QueryTiming]:
             yield QueryTiming("(rules)", rule["record"], "", seconds, series, rule["expr"])
 
 
-def backfill_days(store: Store) -> list[date]:
-    today = datetime.now(UTC).date()
-    return sorted(day for day in store.fetched_days() if day < today)
-
-
 def measure_dashboards(
-    workdir: Path, store_path: Path, exporter_url: str
+    workdir: Path, store: Path, exporter_url: str, env: dict[str, str]
 ) -> tuple[dict[str, float], list[QueryTiming]]:
     """Backfill, start Prometheus, time every query. Returns the setup figures and the timings."""
     target = exporter_url.removeprefix("http://")
     tsdb = workdir / "tsdb"
-    openmetrics = workdir / "backfill.om"
-    store = Store(store_path)
-    try:
-        started = time.perf_counter()
-        samples = write_openmetrics(store, backfill_days(store), target, openmetrics)
-        written = time.perf_counter()
-    finally:
-        store.close()
-    create_blocks(openmetrics, tsdb)
+    started = time.perf_counter()
+    backfill(workdir, store, tsdb, target, env)
     setup = {
-        "backfill_samples": float(samples),
-        "backfill_bytes": float(openmetrics.stat().st_size),
-        "backfill_write_s": written - started,
-        "promtool_s": time.perf_counter() - written,
+        "backfill_s": time.perf_counter() - started,
+        "blocks": float(sum(1 for path in tsdb.iterdir() if path.is_dir())),
+        "tsdb_bytes": float(sum(p.stat().st_size for p in tsdb.rglob("*") if p.is_file())),
     }
-    openmetrics.unlink()
     with start_prometheus(workdir, tsdb, target) as prometheus:
         wait_for_scrape(prometheus.url)
         now = time.time()

@@ -44,6 +44,14 @@ def start_simulator(workdir: Path, members: int) -> Simulator:
     return Simulator(proc.wait_ready("/-/healthy"), key_file)
 
 
+def api_env(simulator: Simulator) -> dict[str, str]:
+    """The environment of an exporter process that reads the simulator's Admin API."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env["ANTHROPIC_BASE_URL"] = simulator.proc.url
+    env["ANTHROPIC_ADMIN_API_KEY_FILE"] = str(simulator.key_file)
+    return env
+
+
 def start_exporter(
     workdir: Path, simulator: Simulator, store: Path, history_days: int, ready_path: str
 ) -> Proc:
@@ -58,10 +66,7 @@ def start_exporter(
         "--poll.interval=1h",
         "--log.level=warning",
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    env["ANTHROPIC_BASE_URL"] = simulator.proc.url
-    env["ANTHROPIC_ADMIN_API_KEY_FILE"] = str(simulator.key_file)
-    proc = Proc("exporter", cmd, port, workdir / f"exporter-{port}.log", env=env)
+    proc = Proc("exporter", cmd, port, workdir / f"exporter-{port}.log", env=api_env(simulator))
     return proc.wait_ready(ready_path, timeout=STARTUP_TIMEOUT)
 
 

@@ -155,10 +155,9 @@ def growth_table(results: list[SizeResult]) -> list[str]:
 def dashboard_tables(result: SizeResult) -> list[str]:
     setup = result.dashboard_setup
     lines = [
-        f"Backfill for {result.members:,} members: {setup['backfill_samples']:,.0f} samples, "
-        f"{setup['backfill_bytes'] / MiB:,.0f} MiB of OpenMetrics written in "
-        f"{setup['backfill_write_s']:.0f} s, blocks created by promtool in "
-        f"{setup['promtool_s']:.0f} s.",
+        f"`python -m exporter backfill` of {result.members:,} members' history: "
+        f"{setup['backfill_s']:.0f} s, {setup['blocks']:.0f} blocks, "
+        f"{setup['tsdb_bytes'] / MiB:,.0f} MiB.",
         "",
     ]
     totals: dict[str, float] = {}

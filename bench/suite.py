@@ -83,7 +83,9 @@ def run_size(
             figures["peak_rss_steady_mb"] = org.peak_rss_mb(live.pid)
             if members in options.dashboards_at:
                 log(f"{members} members: backfill, Prometheus and dashboard queries")
-                setup, timings = dashboards.measure_dashboards(workdir, store, live.url)
+                setup, timings = dashboards.measure_dashboards(
+                    workdir, store, live.url, org.api_env(simulator)
+                )
                 result.dashboard_setup = setup
                 result.queries = [asdict(t) for t in timings]
     finally:
