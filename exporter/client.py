@@ -178,8 +178,10 @@ class AdminClient:
         raise AssertionError("unreachable")
 
     def _redact(self, text: str) -> str:
-        """The server's words without the key, should a proxy or an error page ever echo it."""
-        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+        """The server's words on one line and without the key, should an error page echo it."""
+        if self._api_key:
+            text = text.replace(self._api_key, "[redacted]")
+        return "".join(char if char.isprintable() else " " for char in text)
 
     def _failed(self, endpoint: str, code: str, message: str, last: bool) -> None:
         self.on_request(endpoint, code, True)

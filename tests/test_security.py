@@ -105,6 +105,15 @@ def test_an_error_body_that_echoes_the_key_is_redacted(fake_api):
     assert TEST_KEY not in str(info.value)
 
 
+def test_an_error_body_cannot_forge_log_lines(fake_api):
+    forged = "busy\n2026-01-01 00:00:00 INFO exporter: all good"
+    fake_api.faults = [(400, {}, error_body("invalid_request_error", forged))]
+    client = AdminClient(fake_api.url, TEST_KEY, max_retries=0)
+    with pytest.raises(ApiError) as info:
+        client.list_users()
+    assert "\n" not in str(info.value) and "all good" in str(info.value)
+
+
 def test_the_key_is_not_in_the_repr_of_the_config_or_the_client():
     parser = cli.Parser()
     add_arguments(parser)
@@ -266,3 +275,22 @@ def wait_for_targets(url: str, timeout: float = 20) -> dict[str, str]:
         if "unknown" not in health.values() and len(health) == 2 or time.monotonic() > deadline:
             return health
         time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://api.anthropic.com", "http://127.0.0.1:8080", "http://[::1]:9", "http://localhost"],
+)
+def test_the_api_url_is_https_or_loopback(url):
+    parser = cli.Parser()
+    add_arguments(parser)
+    env = {"ANTHROPIC_ADMIN_API_KEY": TEST_KEY, "ANTHROPIC_BASE_URL": url}
+    assert load(parser.parse_args([]), env).base_url == url
+
+
+def test_a_plain_http_api_url_off_the_host_is_refused_before_the_key_is_sent(capsys, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_ADMIN_API_KEY", TEST_KEY)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://proxy.example.com")
+    assert cli.main([]) == 2
+    error = capsys.readouterr().err
+    assert "must be an https:// URL" in error and error.count("\n") == 1
