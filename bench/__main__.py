@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -66,9 +67,20 @@ def write(
     )
 
 
+def stop_on_signals() -> None:
+    """SIGTERM and SIGINT (even when started in the background) unwind, stopping every child."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(f"bench: stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    stop_on_signals()
     options = replace(
         Options(), history_days=args.history_days, dashboards_at=frozenset(args.dashboards_at)
     )

@@ -27,6 +27,7 @@ from grafana_queries import (
     TimeRange,
     parse_duration,
     prometheus_call,
+    variable_text,
     variable_values,
 )
 from procs import Proc, free_port
@@ -46,6 +47,8 @@ class QueryTiming:
     seconds: float
     series: int
     expr: str
+    # The same query with ".*" for every All variable, as a variable's `allValue` would send it.
+    all_value_seconds: float | None = None
 
 
 def backfill(workdir: Path, store: Path, tsdb: Path, instance: str, env: dict[str, str]) -> None:
@@ -154,12 +157,32 @@ def selections(base_url: str, dashboard: dict, time_range: TimeRange) -> dict[st
     return selected
 
 
+def expanded_alls(dashboard: dict, selected: dict[str, list[str]]) -> list[str]:
+    """The text Grafana writes for each variable whose All option expands to several values."""
+    definitions = {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
+    return [
+        variable_text(definitions[name], values)
+        for name, values in selected.items()
+        if len(values) > 1 and (definitions[name].get("current") or {}).get("value") == "$__all"
+    ]
+
+
+def with_all_value(call: PrometheusCall, alls: list[str]) -> PrometheusCall | None:
+    query = call.params["query"]
+    for text in alls:
+        query = query.replace(text, ".*")
+    if query == call.params["query"]:
+        return None
+    return PrometheusCall(call.path, {**call.params, "query": query})
+
+
 def time_dashboard(base_url: str, path: Path, now: float) -> Iterator[QueryTiming]:
     dashboard = json.loads(path.read_text())
     time_range = default_range(dashboard, now)
     started = time.perf_counter()
     selected = selections(base_url, dashboard, time_range)
     yield QueryTiming(path.stem, "(variables)", "", time.perf_counter() - started, 0, "")
+    alls = expanded_alls(dashboard, selected)
     for panel in panels(dashboard):
         for target in panel.get("targets", []):
             if not target.get("expr"):
@@ -168,8 +191,15 @@ def time_dashboard(base_url: str, path: Path, now: float) -> Iterator[QueryTimin
                 dashboard, panel, target, selected, time_range, SCRAPE_INTERVAL_S
             )
             seconds, series = timed(base_url, call)
+            alternative = with_all_value(call, alls)
             yield QueryTiming(
-                path.stem, panel["title"], target.get("refId", ""), seconds, series, target["expr"]
+                path.stem,
+                panel["title"],
+                target.get("refId", ""),
+                seconds,
+                series,
+                target["expr"],
+                timed(base_url, alternative)[0] if alternative else None,
             )
 
 

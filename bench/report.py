@@ -160,22 +160,28 @@ def dashboard_tables(result: SizeResult) -> list[str]:
         f"{setup['tsdb_bytes'] / MiB:,.0f} MiB.",
         "",
     ]
-    totals: dict[str, float] = {}
-    for q in result.queries:
-        totals[q["dashboard"]] = totals.get(q["dashboard"], 0.0) + q["seconds"]
-    lines += _table(
-        ["dashboard", "queries", "sum of query times ms"],
-        [
-            [name, str(sum(1 for q in result.queries if q["dashboard"] == name)), _ms(total)]
-            for name, total in totals.items()
-        ],
-    )
+    names = sorted({q["dashboard"] for q in result.queries})
+    rows = []
+    for name in names:
+        queries = [q for q in result.queries if q["dashboard"] == name]
+        alternative = sum(q.get("all_value_seconds") or q["seconds"] for q in queries)
+        total = sum(q["seconds"] for q in queries)
+        rows.append([name, str(len(queries)), _ms(total), _ms(alternative)])
+    header = ["dashboard", "queries", "sum of query times ms", "same with All as .*"]
+    lines += _table(header, rows)
     lines += ["", f"The {SLOWEST_QUERIES} slowest queries:", ""]
     slowest = sorted(result.queries, key=lambda q: q["seconds"], reverse=True)[:SLOWEST_QUERIES]
     lines += _table(
-        ["dashboard", "panel", "ref", "ms", "series"],
+        ["dashboard", "panel", "ref", "ms", "series", "ms with All as .*"],
         [
-            [q["dashboard"], q["panel"], q["ref"], _ms(q["seconds"]), str(q["series"])]
+            [
+                q["dashboard"],
+                q["panel"],
+                q["ref"],
+                _ms(q["seconds"]),
+                str(q["series"]),
+                "" if q.get("all_value_seconds") is None else _ms(q["all_value_seconds"]),
+            ]
             for q in slowest
         ],
     )
