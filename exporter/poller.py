@@ -77,6 +77,7 @@ class Poller:
         self.members = MemberLabels(settings.member_label, store.secret())
         self.ready = threading.Event()
         self.exposition = Exposition(b"", b"")
+        self._data = b""
         self._store_errors: set[str] = set()
         client.on_request = self._count_request
 
@@ -207,19 +208,19 @@ class Poller:
         return DayFetch(records, rejected)
 
     def render(self, today: date | None = None) -> None:
-        """Recompute every series from the store and swap in the new exposition."""
+        """Recompute every series from the store and swap in the new exposition.
+
+        When the store cannot be read, the data series keep their last rendering and only the
+        exporter's own series (`up` among them) are renewed, so they still tell the truth."""
         today = today or self.clock().date()
         try:
             fetched = self.store.fetched_days()
             self.stats.oldest_day = day_start(min(fetched)) if fetched else None
-            families = [
-                *data_families(self.store, today, self.settings, self.members),
-                *exporter_families(self.stats),
-            ]
+            self._data = render(data_families(self.store, today, self.settings, self.members))
         except StoreError as exc:
-            log.error("metrics not refreshed: %s", exc)
-            return
-        body = render(families)
+            self.stats.up = False
+            log.error("metrics not refreshed from the store: %s", exc)
+        body = self._data + render(exporter_families(self.stats))
         self.exposition = Exposition(body, gzip.compress(body, compresslevel=6))
 
     def run(self, stop: threading.Event, interval: float) -> None:

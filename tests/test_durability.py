@@ -167,3 +167,26 @@ def test_a_store_that_cannot_be_written_gives_one_clear_error_and_metrics_keep_s
     assert all(stored[day] == fetched_at for day, fetched_at in days.items())
     for day in stored:  # each day whole, as the simulator has it, or not at all
         assert stored_totals(poller.store._db, day) == expected_totals(org.visible_records(day))
+
+
+def test_a_store_that_cannot_be_read_keeps_the_last_numbers_and_reports_up_zero(tmp_path, caplog):
+    org = SimulatedOrganization(seed=4, members=30, now=lambda: NOW)
+    with serve(org, api_key=TEST_KEY) as server:
+        client = AdminClient(server.url, TEST_KEY, max_retries=0)
+        store = Store(tmp_path / "s.db")
+        poller = Poller(
+            client, store, history_days=3, refetch_days=2, settings=Settings(), clock=Clock(NOW)
+        )
+        assert poller.poll_once()
+        before = samples(poller.exposition.plain)
+        vandal = sqlite3.connect(tmp_path / "s.db")
+        vandal.execute("DROP TABLE model_usage")
+        vandal.close()
+        with caplog.at_level("ERROR", logger="exporter"):
+            assert not poller.poll_once()
+    after = samples(poller.exposition.plain)
+    cost = "claude_code_analytics_month_to_date_cost_usd"
+    assert series(after, cost) == series(before, cost) != {}
+    assert value(after, "claude_code_analytics_exporter_up") == 0
+    assert "no such table: model_usage" in caplog.text
+    assert all(record.exc_info is None for record in caplog.records)

@@ -294,3 +294,16 @@ def test_a_plain_http_api_url_off_the_host_is_refused_before_the_key_is_sent(cap
     assert cli.main([]) == 2
     error = capsys.readouterr().err
     assert "must be an https:// URL" in error and error.count("\n") == 1
+
+
+def test_the_web_config_example_in_the_docs_loads_and_its_hashes_verify(tmp_path):
+    text = (Path(__file__).parent.parent / "docs" / "security.md").read_text()
+    example = next(b for b in text.split("```yaml")[1:] if "basic_auth_users" in b)
+    (tmp_path / "web.yml").write_text(example.split("```")[0])
+    (tmp_path / "metrics-token").write_text(TOKEN)
+    parser = cli.Parser()
+    add_arguments(parser)
+    web = load(parser.parse_args(["--demo", f"--web.config.file={tmp_path / 'web.yml'}"]), {}).web
+    assert web is not None and web.bearer_token == TOKEN
+    assert sorted(web.basic_auth_users) == ["grafana-agent", "prometheus"]
+    assert all(verify_password("change-me", h) for h in web.basic_auth_users.values())
