@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from .client import AdminClient, ApiError
 from .collector import (
+    EXPORTER_PREFIX,
     ExporterStats,
     MemberLabels,
     Settings,
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 LAST_SUCCESS_KEY = "last_success"
+EXPORTER_MARK = f"# HELP {EXPORTER_PREFIX}_".encode()
 
 
 def utc_now() -> datetime:
@@ -77,7 +79,6 @@ class Poller:
         self.members = MemberLabels(settings.member_label, store.secret())
         self.ready = threading.Event()
         self.exposition = Exposition(b"", b"")
-        self._data = b""
         self._store_errors: set[str] = set()
         client.on_request = self._count_request
 
@@ -216,11 +217,15 @@ class Poller:
         try:
             fetched = self.store.fetched_days()
             self.stats.oldest_day = day_start(min(fetched)) if fetched else None
-            self._data = render(data_families(self.store, today, self.settings, self.members))
+            families = [
+                *data_families(self.store, today, self.settings, self.members),
+                *exporter_families(self.stats),
+            ]
+            body = render(families)
         except StoreError as exc:
             self.stats.up = False
             log.error("metrics not refreshed from the store: %s", exc)
-        body = self._data + render(exporter_families(self.stats))
+            body = _data_part(self.exposition.plain) + render(exporter_families(self.stats))
         self.exposition = Exposition(body, gzip.compress(body, compresslevel=6))
 
     def run(self, stop: threading.Event, interval: float) -> None:
@@ -243,6 +248,12 @@ class Poller:
                 now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC
             )
             stop.wait(min(interval, (midnight - now).total_seconds() + 1))
+
+
+def _data_part(exposition: bytes) -> bytes:
+    """The data series of an exposition: everything before the exporter's own series."""
+    end = exposition.find(EXPORTER_MARK)
+    return exposition[:end] if end >= 0 else b""
 
 
 def _last_success(store: Store) -> float | None:
