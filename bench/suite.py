@@ -53,51 +53,65 @@ def _naive_scrapes(workdir: Path, store: Path, options: Options) -> LoadResult:
         )
 
 
+def _history_and_scrapes(
+    result: SizeResult, workdir: Path, simulator: org.Simulator, store: Path, options: Options
+) -> None:
+    """First start: the history load, its peak memory, then the cached scrape load."""
+    figures = result.figures
+    with org.start_exporter(workdir, simulator, store, options.history_days, "/-/ready") as first:
+        figures["history_load_s"] = org.wait_for_poll(first.url)
+        figures["peak_rss_history_mb"] = org.peak_rss_mb(first.pid)
+        cached = scrape_load(
+            first.url + "/metrics",
+            options.scrape_threads,
+            options.cached_requests,
+            options.cached_seconds,
+        )
+        figures.update(_load_figures("cached", cached))
+        figures["peak_rss_after_scrapes_mb"] = org.peak_rss_mb(first.pid)
+
+
+def _restart_and_dashboards(
+    result: SizeResult, workdir: Path, simulator: org.Simulator, store: Path, options: Options
+) -> None:
+    """A restart over the full store (the steady-state poll), then, if asked, the dashboards."""
+    figures = result.figures
+    with org.start_exporter(workdir, simulator, store, options.history_days, "/-/healthy") as live:
+        figures["steady_poll_s"] = org.wait_for_poll(live.url)
+        figures["peak_rss_steady_mb"] = org.peak_rss_mb(live.pid)
+        if result.members in options.dashboards_at:
+            setup, timings = dashboards.measure_dashboards(
+                workdir, store, live.url, org.api_env(simulator)
+            )
+            result.dashboard_setup = setup
+            result.queries = [asdict(t) for t in timings]
+
+
+def _offline_figures(result: SizeResult, workdir: Path, store: Path, options: Options) -> None:
+    """The naive exporter, the exposition sizes and the ingest, with no simulator running."""
+    figures = result.figures
+    figures.update(_load_figures("naive", _naive_scrapes(workdir, store, options)))
+    for name, size in exposition.measure_variants(store).items():
+        result.exposition[name] = asdict(size)
+    repetitions = 3 if result.members >= 50_000 else 5
+    ingested = ingest.measure_ingest(result.members, workdir, repetitions)
+    figures.update({f"ingest_{k}": float(v) for k, v in asdict(ingested).items()})
+    figures["ingest_ingest_seconds"] = ingested.ingest_seconds
+
+
 def run_size(
     members: int, workdir: Path, options: Options, log: Callable[[str], None]
 ) -> SizeResult:
     result = SizeResult(members)
-    figures = result.figures
     store = workdir / "exporter.db"
-    log(f"{members} members: simulator and history load")
+    log(f"{members} members: history load and cached scrapes")
     simulator = org.start_simulator(workdir, members)
     try:
-        with org.start_exporter(
-            workdir, simulator, store, options.history_days, "/-/ready"
-        ) as first:
-            figures["history_load_s"] = org.wait_for_poll(first.url)
-            figures["peak_rss_history_mb"] = org.peak_rss_mb(first.pid)
-            log(f"{members} members: cached scrapes")
-            cached = scrape_load(
-                first.url + "/metrics",
-                options.scrape_threads,
-                options.cached_requests,
-                options.cached_seconds,
-            )
-            figures.update(_load_figures("cached", cached))
-            figures["peak_rss_after_scrapes_mb"] = org.peak_rss_mb(first.pid)
-        with org.start_exporter(
-            workdir, simulator, store, options.history_days, "/-/healthy"
-        ) as live:
-            figures["steady_poll_s"] = org.wait_for_poll(live.url)
-            figures["peak_rss_steady_mb"] = org.peak_rss_mb(live.pid)
-            if members in options.dashboards_at:
-                log(f"{members} members: backfill, Prometheus and dashboard queries")
-                setup, timings = dashboards.measure_dashboards(
-                    workdir, store, live.url, org.api_env(simulator)
-                )
-                result.dashboard_setup = setup
-                result.queries = [asdict(t) for t in timings]
+        _history_and_scrapes(result, workdir, simulator, store, options)
+        log(f"{members} members: restart and poll; dashboards at {sorted(options.dashboards_at)}")
+        _restart_and_dashboards(result, workdir, simulator, store, options)
     finally:
         simulator.proc.stop()
-    log(f"{members} members: naive scrapes")
-    figures.update(_load_figures("naive", _naive_scrapes(workdir, store, options)))
-    log(f"{members} members: exposition sizes")
-    for name, size in exposition.measure_variants(store).items():
-        result.exposition[name] = asdict(size)
-    log(f"{members} members: ingest")
-    repetitions = 3 if members >= 50_000 else 5
-    ingested = ingest.measure_ingest(members, workdir, repetitions)
-    figures.update({f"ingest_{k}": float(v) for k, v in asdict(ingested).items()})
-    figures["ingest_ingest_seconds"] = ingested.ingest_seconds
+    log(f"{members} members: naive scrapes, exposition sizes, ingest")
+    _offline_figures(result, workdir, store, options)
     return result
