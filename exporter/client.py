@@ -7,11 +7,13 @@ never appears in an exception, a log line or a metric label."""
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import logging
 import random
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
+from urllib.parse import urlsplit
 
 import requests
 
@@ -136,6 +138,13 @@ class AdminClient:
         raise ApiError(ENDPOINT_USERS, "bad_page", "users list has too many pages")
 
     def _get(self, endpoint: str, path: str, params: dict) -> object:
+        if not secure_url(self.base_url):
+            raise ApiError(
+                endpoint,
+                "insecure_url",
+                f"refusing to send the admin key to {self.base_url}: ANTHROPIC_BASE_URL must be"
+                " https:// (plain http only on loopback)",
+            )
         for attempt in range(self.max_retries + 1):
             last = attempt == self.max_retries
             try:
@@ -196,6 +205,19 @@ class AdminClient:
         if wait is not None:
             delay = max(delay, min(wait, self.max_backoff * 5))
         return delay
+
+
+def secure_url(url: str) -> bool:
+    """https, or plain http to this host only: every request carries the admin key."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return parts.scheme == "http" and loopback
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

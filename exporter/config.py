@@ -7,12 +7,10 @@ environment or a file it names."""
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -216,7 +214,7 @@ def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Con
         poll_interval=poll_interval,
         refetch_days=_integer("poll.refetch-days", get("poll.refetch-days", 3), 1, 31),
         history_days=None if history is None else _integer("history.days", history, 1, 3660),
-        base_url=DEFAULT_BASE_URL if demo else base_url(env),
+        base_url=env.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL,
         api_key="" if demo else read_api_key(env),
         api_timeout=parse_duration(str(get("api.timeout", "30s"))),
         api_max_retries=_integer("api.max-retries", get("api.max-retries", 5), 0, 20),
@@ -228,27 +226,6 @@ def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Con
         log_level=level,
         web=_web_config(get("web.config.file", None)),
     )
-
-
-def base_url(env: dict[str, str] | os._Environ) -> str:
-    """ANTHROPIC_BASE_URL; plain http only on loopback, as every request carries the admin key."""
-    url = env.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return url
-    if parts.scheme == "http" and _loopback(parts.hostname or ""):
-        return url
-    raise ConfigError(
-        f"ANTHROPIC_BASE_URL {url!r} must be an https:// URL (plain http only on loopback),"
-        " since every request carries the admin key"
-    )
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def read_api_key(env: dict[str, str] | os._Environ) -> str:
