@@ -359,3 +359,29 @@ def wait_for_up(url: str, wanted: int, timeout: float = 30) -> dict:
             return parsed
         time.sleep(0.2)
     raise AssertionError(f"up never became {wanted}")
+
+
+# The switches themselves
+
+
+def test_an_unknown_fault_is_refused_in_the_apis_error_shape(url):
+    response = requests.post(url + "/-/faults", json={"kind": "meteor_strike"}, timeout=5)
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert "meteor_strike" in response.json()["error"]["message"]
+
+
+def test_active_faults_are_listed_and_cleared(url):
+    inject(url, "overloaded", times=2, endpoint="users")
+    listed = requests.get(url + "/-/faults", timeout=5).json()
+    assert [(f["kind"], f["times"], f["endpoint"]) for f in listed] == [("overloaded", 2, "users")]
+    clear(url)
+    assert requests.get(url + "/-/faults", timeout=5).json() == []
+
+
+def test_fault_control_is_off_unless_asked_for():
+    org = SimulatedOrganization(seed=3, members=2, now=lambda: NOW)
+    with serve(org, api_key=TEST_KEY) as server:
+        response = requests.post(server.url + "/-/faults", json={"kind": "reset"}, timeout=5)
+    assert response.status_code == 404
+    assert org.faults.active() == []
