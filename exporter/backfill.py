@@ -333,10 +333,17 @@ def fetch_days(
     if not days:
         return
     fetcher = _Fetcher(make_client)
-    with tqdm(total=len(days), desc="fetching days", unit="day", file=sys.stderr) as bar:
+    with progress(len(days), "fetching days") as bar:
         for day, fetched in fetcher.fetch(days, options.workers, stop):
             store.replace_day(day, fetched.records, clock().timestamp())
             bar.update(1)
+
+
+def progress(total: int, what: str) -> tqdm:
+    """A progress bar on stderr: days done, total and rate; in a log (not a terminal), a line
+    every ten seconds rather than ten a second."""
+    interval = 0.1 if sys.stderr.isatty() else 10.0
+    return tqdm(total=total, desc=what, unit="day", file=sys.stderr, mininterval=interval)
 
 
 class _Fetcher:
@@ -426,7 +433,7 @@ def _write_days(
     days = _days(first, options.until)
     with (
         tempfile.TemporaryDirectory(prefix="backfill-") as tmp,
-        tqdm(total=len(days), desc="writing blocks", unit="day", file=sys.stderr) as bar,
+        progress(len(days), "writing blocks") as bar,
     ):
         promtool: _Promtool | None = None
         try:
