@@ -24,11 +24,11 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from grafana_queries import TimeRange, prometheus_call, variable_values
 
 import console
 from exporter.backfill import context_start
 from exporter.simulator import SimulatedOrganization, serve
+from grafana_queries import TimeRange, prometheus_call, variable_values
 from procs import Proc, free_port, start_exporter
 
 pytestmark = pytest.mark.e2e
