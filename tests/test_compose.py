@@ -337,12 +337,14 @@ def test_with_a_key_the_entrypoint_serves_the_real_organization(tmp_path, source
     assert not (tmp_path / "demo.db").exists()
 
 
-def backfill_once(tmp_path: Path, prometheus_dir: Path) -> subprocess.CompletedProcess[str]:
+def backfill_once(
+    tmp_path: Path, prometheus_dir: Path, days: int = 3
+) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": python_shim(tmp_path),
         "PYTHONPATH": str(ROOT),
         "PROMETHEUS_DATA_DIR": str(prometheus_dir),
-        "BACKFILL_DAYS": "3",
+        "BACKFILL_DAYS": str(days),
     }
     return subprocess.run(
         ["sh", str(ENTRYPOINT), "backfill-once"],
@@ -372,6 +374,17 @@ def test_backfill_once_writes_the_history_into_prometheus_once(tmp_path):
     assert second.returncode == 0, second.stderr
     assert "the demo history is already in" in second.stderr
     assert blocks(prometheus_dir) == written
+
+
+def test_backfill_days_zero_writes_nothing(tmp_path):
+    prometheus_dir = tmp_path / "prometheus"
+    prometheus_dir.mkdir()
+
+    result = backfill_once(tmp_path, prometheus_dir, days=0)
+
+    assert result.returncode == 0, result.stderr
+    assert "no backfill" in result.stderr
+    assert not any(prometheus_dir.iterdir())
 
 
 @pytest.mark.e2e

@@ -9,7 +9,7 @@
 #   docker-entrypoint.sh [FLAGS]        serve /metrics
 #   docker-entrypoint.sh backfill-once  write the last BACKFILL_DAYS days (default 60) into
 #                                       Prometheus' data directory as TSDB blocks, once per
-#                                       directory and mode (demo or real)
+#                                       directory and mode (demo or real); 0 days: none
 #   docker-entrypoint.sh SUBCOMMAND ... run `python -m exporter SUBCOMMAND ...` as given
 set -eu
 
@@ -27,6 +27,10 @@ else
 fi
 
 backfill_once() {
+    if [ "${BACKFILL_DAYS:-60}" = 0 ]; then
+        echo "entrypoint: BACKFILL_DAYS is 0: no backfill" >&2
+        return 0
+    fi
     marker="$prometheus_dir/.claude-code-analytics-backfilled-$mode"
     if [ -e "$marker" ]; then
         echo "entrypoint: the $mode history is already in $prometheus_dir" >&2
