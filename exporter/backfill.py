@@ -35,7 +35,7 @@ from tqdm import tqdm
 from .client import AdminClient, ApiError
 from .collector import MemberLabels, Settings, data_families, day_start
 from .config import Config, ConfigError, add_arguments, load
-from .poller import DayFetch, Poller
+from .poller import DayFetch, fetch_day
 from .store import Actor, Store, StoreError
 
 PROG = "claude-code-analytics-exporter backfill"
@@ -358,11 +358,10 @@ class _Fetcher:
         self._local = threading.local()
 
     def _fetch_day(self, day: date) -> DayFetch:
-        poller = getattr(self._local, "poller", None)
-        if poller is None:
-            poller = _FetchOnly(self._make_client())
-            self._local.poller = poller
-        return poller.fetch_day(day)
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._make_client()
+        return fetch_day(client, day)
 
     def fetch(
         self, days: list[date], workers: int, stop: threading.Event
@@ -387,13 +386,6 @@ class _Fetcher:
                         raise BackfillError(f"cannot fetch {day}: {exc}") from None
         if stop.is_set():
             raise Interrupted
-
-
-class _FetchOnly(Poller):
-    """The poller's day fetch (all pages, duplicates dropped) without its store or counters."""
-
-    def __init__(self, client: AdminClient):
-        self.client = client
 
 
 # --- Blocks ---------------------------------------------------------------------------------------

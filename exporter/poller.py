@@ -190,23 +190,7 @@ class Poller:
         return True
 
     def fetch_day(self, day: date) -> DayFetch:
-        """All pages of one day; exact duplicates (a record repeated across pages) are dropped."""
-        records: list[UsageRecord] = []
-        rejected: dict[str, int] = {}
-        seen: set[str] = set()
-        for page in self.client.usage_pages(day):
-            for error, raw in page.rejected:
-                rejected[error.reason] = rejected.get(error.reason, 0) + 1
-                log.warning("skipped a record of %s for %s: %s", _who(raw), day, error)
-            for record in page.records:
-                key = repr(record)
-                if key in seen:
-                    rejected["duplicate"] = rejected.get("duplicate", 0) + 1
-                    log.warning("skipped a duplicate record: %s", record.describe())
-                    continue
-                seen.add(key)
-                records.append(record)
-        return DayFetch(records, rejected)
+        return fetch_day(self.client, day)
 
     def render(self, today: date | None = None) -> None:
         """Recompute every series from the store and swap in the new exposition.
@@ -260,6 +244,26 @@ def _last_success(store: Store) -> float | None:
     """When the last fully successful poll ended, kept across restarts."""
     stored = store.meta(LAST_SUCCESS_KEY)
     return float(stored) if stored else None
+
+
+def fetch_day(client: AdminClient, day: date) -> DayFetch:
+    """All pages of one day; exact duplicates (a record repeated across pages) are dropped."""
+    records: list[UsageRecord] = []
+    rejected: dict[str, int] = {}
+    seen: set[str] = set()
+    for page in client.usage_pages(day):
+        for error, raw in page.rejected:
+            rejected[error.reason] = rejected.get(error.reason, 0) + 1
+            log.warning("skipped a record of %s for %s: %s", _who(raw), day, error)
+        for record in page.records:
+            key = repr(record)
+            if key in seen:
+                rejected["duplicate"] = rejected.get("duplicate", 0) + 1
+                log.warning("skipped a duplicate record: %s", record.describe())
+                continue
+            seen.add(key)
+            records.append(record)
+    return DayFetch(records, rejected)
 
 
 def _who(raw: dict) -> str:
