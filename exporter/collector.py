@@ -313,6 +313,15 @@ class _Snapshot:
 
 
 def render(families: Iterable[Metric]) -> bytes:
+    """The text exposition of `families`, the bytes `generate_latest` gives for all of them.
+
+    Rendered one family at a time: at 10,000 members the text of all families at once, as one list
+    of lines, one string and its encoding, would be held together (docs/performance.md). A
+    generator of families is consumed as it goes."""
+    return b"".join(_render_family(family) for family in families)
+
+
+def _render_family(family: Metric) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(families))  # type: ignore[arg-type]
+    registry.register(_Snapshot([family]))  # type: ignore[arg-type]
     return generate_latest(registry)
