@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+import time
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,22 @@ def at(day: str, hour: int = 12) -> datetime:
     return datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=UTC).replace(
         hour=hour
     )
+
+
+def midnight(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def frozen_now() -> datetime:
+    """Now, for a simulated organization's frozen clock; moved past midnight when the module
+    could otherwise run across it, so the exporter's "today" and the organization's agree."""
+    now = datetime.now(UTC)
+    until_midnight = midnight(now) + timedelta(days=1) - now
+    if until_midnight < timedelta(minutes=5):
+        time.sleep(until_midnight.total_seconds() + 1)
+        now = datetime.now(UTC)
+    return now.replace(microsecond=0)
 
 
 @pytest.fixture

@@ -83,11 +83,18 @@ class Proc:
 
 
 def start_prometheus(
-    tmp_path: Path, config: dict, rule_files: tuple = (), extra_args: tuple = ()
+    tmp_path: Path,
+    config: dict,
+    rule_files: tuple = (),
+    extra_args: tuple = (),
+    blocks: Path | None = None,
 ) -> Proc:
-    """Start Prometheus with `config` (a prometheus.yml as a dict) and the given rule files."""
+    """Start Prometheus with `config` (a prometheus.yml as a dict) and the given rule files,
+    on a copy of the TSDB `blocks` folder (a backfill's output) when given."""
     folder = tmp_path / f"prometheus-{free_port()}"
     folder.mkdir()
+    if blocks is not None:
+        shutil.copytree(blocks, folder / "data")
     config = dict(config)
     if rule_files:
         config["rule_files"] = [str(Path(p).resolve()) for p in rule_files]

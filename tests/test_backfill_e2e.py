@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -23,13 +22,13 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 import console
+from conftest import midnight
 from exporter.backfill import context_start
 from exporter.simulator import SimulatedOrganization, serve
 from grafana_queries import TimeRange, prometheus_call, variable_values
-from procs import Proc, free_port, start_exporter
+from procs import start_exporter, start_prometheus
 
 pytestmark = pytest.mark.e2e
 KEY = "sk-ant-admin01-backfill-e2e-key"
@@ -38,28 +37,14 @@ DASHBOARD = json.loads((ROOT / "dashboards" / "generated" / "analytics.json").re
 HISTORY_DAYS = 60
 SCRAPE_S = 1
 DAY = 86400
+RETENTION = ("--storage.tsdb.retention.time=400d",)
 INSTANCE = "exporter:9687"  # the backfill's default, and what the scrape config relabels to
 PER_DAY_WINDOW_OPENS = timedelta(minutes=59, seconds=10)
 CONSOLE_TOOLS = ("edit_tool", "write_tool", "notebook_edit_tool")
 
 
-def midnight(moment: datetime) -> datetime:
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
 def seconds(day: date) -> int:
     return int(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp())
-
-
-@pytest.fixture(scope="module")
-def frozen_now() -> datetime:
-    """Now, moved past midnight when the module could otherwise run across it."""
-    now = datetime.now(UTC)
-    until_midnight = midnight(now) + timedelta(days=1) - now
-    if until_midnight < timedelta(minutes=5):
-        time.sleep(until_midnight.total_seconds() + 1)
-        now = datetime.now(UTC)
-    return now.replace(microsecond=0)
 
 
 @pytest.fixture(scope="module")
@@ -116,24 +101,6 @@ def exporter(org, backfilled, tmp_path_factory):
         yield proc
 
 
-def start_prometheus_on(folder: Path, blocks: Path, config: dict) -> Proc:
-    """Prometheus whose data directory already holds the backfilled blocks."""
-    data = folder / "data"
-    shutil.copytree(blocks, data)
-    config_path = folder / "prometheus.yml"
-    config_path.write_text(yaml.safe_dump(config))
-    port = free_port()
-    command = [
-        "prometheus",
-        f"--config.file={config_path}",
-        f"--storage.tsdb.path={data}",
-        "--storage.tsdb.retention.time=400d",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--log.level=warn",
-    ]
-    return Proc("prometheus", command, port, folder / "prometheus.log").wait_ready("/-/ready")
-
-
 @pytest.fixture(scope="module")
 def prometheus(exporter, backfilled, tmp_path_factory):
     _, blocks, _ = backfilled
@@ -148,7 +115,8 @@ def prometheus(exporter, backfilled, tmp_path_factory):
             }
         ],
     }
-    with start_prometheus_on(tmp_path_factory.mktemp("prometheus"), blocks, config) as proc:
+    folder = tmp_path_factory.mktemp("prometheus")
+    with start_prometheus(folder, config, blocks=blocks, extra_args=RETENTION) as proc:
         wait_for_scrapes(proc)
         yield proc
 

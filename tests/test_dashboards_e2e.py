@@ -18,6 +18,7 @@ import requests
 from test_dashboards import DASHBOARDS, METRIC_NAME, panels, recorded_metrics
 
 import console
+from conftest import midnight
 from exporter.simulator import SimulatedOrganization, serve
 from grafana_queries import TimeRange, prometheus_call, variable_values
 from procs import start_exporter, start_prometheus
@@ -30,21 +31,6 @@ DAY = 86400
 # A day's per-day window opens at 00:59 UTC (docs/metrics.md); allow a few scrapes after it.
 PER_DAY_WINDOW_OPENS = timedelta(hours=0, minutes=59, seconds=10)
 CONSOLE_TOOLS = {"edit": "edit_tool", "write": "write_tool", "notebook_edit": "notebook_edit_tool"}
-
-
-def midnight(moment: datetime) -> datetime:
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-@pytest.fixture(scope="module")
-def frozen_now() -> datetime:
-    """Now, moved past midnight when the module could otherwise run across it."""
-    now = datetime.now(UTC)
-    until_midnight = midnight(now) + timedelta(days=1) - now
-    if until_midnight < timedelta(minutes=3):
-        time.sleep(until_midnight.total_seconds() + 1)
-        now = datetime.now(UTC)
-    return now.replace(microsecond=0)
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,6 @@ P = "claude_code_analytics"
 
 
 @pytest.fixture(scope="module")
-def frozen_now():
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture(scope="module")
 def org(frozen_now):
     org = SimulatedOrganization(seed=11, members=40, now=lambda: frozen_now)
     with serve(org, api_key=KEY) as server:
