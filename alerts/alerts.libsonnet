@@ -17,6 +17,14 @@
   local tools = 'tool=~"%s"' % c.acceptRateTools,
   local accepted = tools + ', decision="accepted"',
   local dayStart = '%s{%s}' % [m('day_start_timestamp_seconds'), sel()],
+  // The expression of one of the mixin's recording rules, so that the alert computes the very figure the
+  // dashboards show without waiting for another rule group's evaluation.
+  local recorded(name) = std.stripChars([
+    rule.expr
+    for group in $.prometheusRules.groups
+    for rule in group.rules
+    if std.get(rule, 'record') == '%s:%s' % [c.metricPrefix, name]
+  ][0], '\n'),
 
   // `on () (...)` for `and`: the exporter's UTC day began at least lateDataHours ago (and less than a day
   // ago), so the `yesterday` gauges hold the whole previous day.
@@ -51,7 +59,7 @@
   local spend = [
     alert(
       'MonthToDateSpendHigh', 'spend', tier.severity,
-      '%s:month_to_date_cost_usd:sum > %g' % [c.metricPrefix, c.monthlyBudgetUSD * tier.ratio],
+      '%s > %g' % [recorded('month_to_date_cost_usd:sum'), c.monthlyBudgetUSD * tier.ratio],
       'Claude Code spend this month has reached %g%% of the monthly budget.' % (tier.ratio * 100),
       'Month-to-date Claude Code spend is ${{ $value | humanize }}, over %g%% of the monthly budget of $%g.'
       % [tier.ratio * 100, c.monthlyBudgetUSD],
@@ -64,9 +72,15 @@
     alert(
       'MonthEndForecastOverBudget', 'spend', 'warning',
       |||
-        %(prefix)s:month_end_forecast_cost_usd:sum > %(budget)g
+        (
+          %(forecast)s
+        ) > %(budget)g
         and on () day_of_month() - 1 >= %(minDays)d
-      ||| % { prefix: c.metricPrefix, budget: c.monthlyBudgetUSD, minDays: c.forecastMinDays },
+      ||| % {
+        forecast: recorded('month_end_forecast_cost_usd:sum'),
+        budget: c.monthlyBudgetUSD,
+        minDays: c.forecastMinDays,
+      },
       'Claude Code spend is on course to exceed the monthly budget.',
       "At this month's pace so far, Claude Code spend will reach ${{ $value | humanize }} by the end"
       + ' of the month, over the monthly budget of $%g.' % c.monthlyBudgetUSD,
