@@ -1,13 +1,16 @@
-"""End to end: a spend spike in a simulated organization reaches the spend receiver through a real
-exporter, Prometheus and Alertmanager, with the alert's annotations filled in."""
+"""End to end: spend spikes in a simulated organization reach the spend receiver through the real
+exporter, Prometheus and Alertmanager, with the alerts' annotations filled in."""
 
 from __future__ import annotations
 
 import json
+import os
 import queue
+import subprocess
+import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,13 +19,13 @@ import pytest
 import yaml
 
 from exporter.simulator import SimulatedOrganization, SpendSpike, serve
-from procs import start_alertmanager, start_exporter, start_prometheus
+from procs import Proc, start_alertmanager, start_exporter, start_prometheus
 from tools.generate import ROOT, evaluate
 
 pytestmark = pytest.mark.e2e
 KEY = "sk-ant-admin01-alerts-e2e-key"
 JOB = "claude-code-analytics"
-ALERT = "ClaudeCodeMemberDailySpendHigh"
+INSTANCE = "exporter:9687"  # the backfill's default instance label
 
 
 def actor_name(record: dict) -> str:
@@ -30,11 +33,12 @@ def actor_name(record: dict) -> str:
     return actor.get("email_address") or actor["api_key_name"]
 
 
-def spend_usd(records: list[dict], member: str) -> float:
+def spend_usd(records: list[dict], member: str | None = None) -> float:
+    """The estimated cost of the records (of one member, or everyone's), in USD."""
     cents = sum(
         entry["estimated_cost"]["amount"]
         for record in records
-        if actor_name(record) == member
+        if member is None or actor_name(record) == member
         for entry in record["model_breakdown"]
     )
     return cents / 100
@@ -95,13 +99,10 @@ def alertmanager_config(tmp_path: Path, webhook_url: str) -> Path:
     return path
 
 
-def rule_files(tmp_path: Path, cap_usd: float) -> tuple[Path, Path]:
-    """The mixin's rules with a test-only cap and no `for:` delay."""
+def rule_files(tmp_path: Path, config: str) -> tuple[Path, Path]:
+    """The mixin's alerts and recording rules with a test-only `_config` override."""
     override = f"""
-    local mixin = m + {{ _config+:: {{
-      memberDailySpendCapUSD: {cap_usd},
-      alertFor+: {{ MemberDailySpendHigh: '0s' }},
-    }} }};
+    local mixin = m + {{ _config+:: {{ {config} }} }};
     {{ alerts: mixin.prometheusAlerts, rules: mixin.prometheusRules }}
     """
     rendered = evaluate(ext_code=override)
@@ -109,6 +110,27 @@ def rule_files(tmp_path: Path, cap_usd: float) -> tuple[Path, Path]:
     alerts.write_text(yaml.safe_dump(rendered["alerts"]))
     rules.write_text(yaml.safe_dump(rendered["rules"]))
     return alerts, rules
+
+
+def prometheus_config(exporter: Proc, alertmanager: Proc) -> dict:
+    """Scrape the exporter every second under the backfill's labels, alert through Alertmanager."""
+    return {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager.url[7:]]}]}]},
+        "scrape_configs": [
+            {
+                "job_name": JOB,
+                "static_configs": [{"targets": [exporter.url[7:]]}],
+                "relabel_configs": [{"target_label": "instance", "replacement": INSTANCE}],
+            }
+        ],
+    }
+
+
+def assert_reached_spend_finance(path: str, alert: dict, name: str, **labels: str) -> None:
+    assert path == "/spend-finance"
+    spend = {"alertname": name, "severity": "warning", "category": "spend"}
+    assert alert["labels"] == {**spend, **labels}
 
 
 def test_spend_spike_of_a_member_reaches_the_spend_receiver_with_its_annotations(tmp_path) -> None:
@@ -131,7 +153,9 @@ def test_spend_spike_of_a_member_reaches_the_spend_receiver_with_its_annotations
     )
     assert spent > 2 * others, "the spike must stand out for the cap to single the member out"
     cap = round((spent + others) / 2, 2)
-    alerts, rules = rule_files(tmp_path, cap)
+    alerts, rules = rule_files(
+        tmp_path, f"memberDailySpendCapUSD: {cap}, alertFor+: {{ MemberDailySpendHigh: '0s' }}"
+    )
     webhooks = Webhooks()
     with (
         serve(org, api_key=KEY) as simulator,
@@ -142,28 +166,13 @@ def test_spend_spike_of_a_member_reaches_the_spend_receiver_with_its_annotations
             env={"ANTHROPIC_BASE_URL": simulator.url, "ANTHROPIC_ADMIN_API_KEY": KEY},
         ) as exporter,
         start_alertmanager(tmp_path, alertmanager_config(tmp_path, webhooks.url)) as am,
-        start_prometheus(
-            tmp_path,
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am.url[7:]]}]}]},
-                "scrape_configs": [
-                    {"job_name": JOB, "static_configs": [{"targets": [exporter.url[7:]]}]}
-                ],
-            },
-            rule_files=(rules, alerts),
-        ),
+        start_prometheus(tmp_path, prometheus_config(exporter, am), rule_files=(rules, alerts)),
     ):
-        path, alert = webhooks.wait_for(ALERT, timeout=40)
+        path, alert = webhooks.wait_for("ClaudeCodeMemberDailySpendHigh", timeout=40)
     webhooks.close()
-    assert path == "/spend-finance"
-    assert alert["labels"] == {
-        "alertname": ALERT,
-        "severity": "warning",
-        "category": "spend",
-        "member": member,
-        "actor_type": "user",
-    }
+    assert_reached_spend_finance(
+        path, alert, "ClaudeCodeMemberDailySpendHigh", member=member, actor_type="user"
+    )
     assert alert["annotations"]["description"] == (
         f"{member} has spent ${humanize(spent)} on Claude Code today (UTC),"
         f" over the daily cap of ${cap:g}."
@@ -171,4 +180,51 @@ def test_spend_spike_of_a_member_reaches_the_spend_receiver_with_its_annotations
     assert alert["annotations"]["runbook_url"].endswith("runbook.md#claudecodememberdailyspendhigh")
     assert alert["annotations"]["dashboard_url"] == (
         f"http://localhost:3000/d/claude-code-member?var-member={member}"
+    )
+
+
+def run_backfill(simulator_url: str, store: Path, blocks: Path, since: date) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env.update({"ANTHROPIC_BASE_URL": simulator_url, "ANTHROPIC_ADMIN_API_KEY": KEY})
+    command = [sys.executable, "-m", "exporter", "backfill", f"--since={since}"]
+    command += [f"--output={blocks}", f"--storage.path={store}"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_daily_spend_spike_against_backfilled_history_reaches_the_spend_receiver(
+    tmp_path,
+) -> None:
+    today = datetime.now(UTC).date()
+    yesterday = today - timedelta(days=1)
+    frozen = datetime.combine(today, day_time(23, 0), tzinfo=UTC)
+    org = SimulatedOrganization(
+        seed=5,
+        members=12,
+        now=lambda: frozen,
+        spend_spike=SpendSpike(days=frozenset({yesterday}), factor=20),
+    )
+    spent = spend_usd(org.visible_records(yesterday))
+    # No gate after midnight, so the test passes at any hour (the promtool tests cover the gate).
+    alerts, rules = rule_files(
+        tmp_path, "lateDataHours: 0, spendSpikeMinUSD: 1, alertFor+: { DailySpendSpike: '0s' }"
+    )
+    store, blocks = tmp_path / "store.db", tmp_path / "blocks"
+    webhooks = Webhooks()
+    with serve(org, api_key=KEY) as simulator:
+        run_backfill(simulator.url, store, blocks, since=today - timedelta(days=10))
+        env = {"ANTHROPIC_BASE_URL": simulator.url, "ANTHROPIC_ADMIN_API_KEY": KEY}
+        with (
+            start_exporter(tmp_path, "--poll.interval=1h", env=env, storage=store) as exporter,
+            start_alertmanager(tmp_path, alertmanager_config(tmp_path, webhooks.url)) as am,
+            start_prometheus(
+                tmp_path, prometheus_config(exporter, am), rule_files=(rules, alerts), blocks=blocks
+            ),
+        ):
+            path, alert = webhooks.wait_for("ClaudeCodeDailySpendSpike", timeout=40)
+    webhooks.close()
+    assert_reached_spend_finance(path, alert, "ClaudeCodeDailySpendSpike")
+    assert alert["annotations"]["description"] == (
+        f"Claude Code spend yesterday (UTC) was ${humanize(spent)}, more than 2 times the average"
+        " of the 7 days before it."
     )
