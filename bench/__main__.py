@@ -18,6 +18,7 @@ from bench.report import markdown
 from bench.suite import Options, SizeResult, run_size
 
 DEFAULT_SIZES = "100,1000,10000,50000"
+DEFAULT_DASHBOARDS_AT = 10_000
 
 
 def sizes(text: str) -> list[int]:
@@ -43,8 +44,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--dashboards-at",
         type=sizes,
-        default=[10_000],
-        help="sizes at which to time the dashboard queries (default 10000)",
+        help="sizes at which to time the dashboard queries (default: 10000 if among --sizes)",
     )
     parser.add_argument(
         "--history-days",
@@ -80,6 +80,11 @@ def stop_on_signals() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.dashboards_at is None:
+        args.dashboards_at = [n for n in args.sizes if n == DEFAULT_DASHBOARDS_AT]
+    if not set(args.dashboards_at) <= set(args.sizes):
+        print("bench: every --dashboards-at size must be one of --sizes.", file=sys.stderr)
+        return 2
     stop_on_signals()
     options = replace(
         Options(), history_days=args.history_days, dashboards_at=frozenset(args.dashboards_at)
