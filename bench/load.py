@@ -20,7 +20,6 @@ HEADERS = {"Accept-Encoding": "gzip", "Accept": "text/plain"}
 @dataclass(frozen=True)
 class LoadResult:
     latencies: tuple[float, ...]
-    wall_seconds: float
     body_bytes: int
 
     @property
@@ -66,10 +65,11 @@ def scrape_load(url: str, threads: int, requests: int, seconds: float) -> LoadRe
                 sizes.append(len(body))
                 if response.status != 200:
                     errors.append(f"{url} answered HTTP {response.status}")
+        except (OSError, http.client.HTTPException) as exc:
+            errors.append(f"scraping {url} failed: {exc}")
         finally:
             connection.close()
 
-    started = time.perf_counter()
     workers = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
     for thread in workers:
         thread.start()
@@ -77,4 +77,4 @@ def scrape_load(url: str, threads: int, requests: int, seconds: float) -> LoadRe
         thread.join()
     if errors:
         raise RuntimeError(errors[0])
-    return LoadResult(tuple(latencies), time.perf_counter() - started, max(sizes, default=0))
+    return LoadResult(tuple(latencies), max(sizes, default=0))
