@@ -255,7 +255,8 @@
     ),
     alert(
       'RecordsRejected', 'exporter', 'warning',
-      'sum by (job, instance, reason) (increase(%s{%s}[%s])) > 0'
+      // A duplicate record is dropped, not lost: the figures are right, so it is no alert.
+      'sum by (job, instance, reason) (increase(%s{%s, reason!="duplicate"}[%s])) > 0'
       % [x('records_rejected_total'), sel(), c.recordsRejectedWindow],
       'The exporter skipped malformed records from the Admin API.',
       'The exporter {{ $labels.instance }} rejected {{ $value | humanize }} records in the last %s'
