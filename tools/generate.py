@@ -2,6 +2,8 @@
 
     python tools/generate.py          # write dashboards/generated/ and alerts/generated/
     python tools/generate.py --check  # exit 1 and name the stale files if the output differs
+    python tools/generate.py --mixin my-mixin.libsonnet --out build/
+        # render your own file (the mixin with your _config) into build/dashboards/ and build/rules/
 
 gojsonnet is used when installed (much faster); otherwise the reference `jsonnet` package.
 """
@@ -32,13 +34,15 @@ def evaluate(path: Path = ROOT / "mixin.libsonnet", ext_code: str | None = None)
     return json.loads(jsonnet.evaluate_snippet("generate", snippet, jpathdir=[str(ROOT)]))
 
 
-def render(mixin: dict) -> dict[Path, str]:
+def render(
+    mixin: dict, dashboards_dir: Path = DASHBOARDS_DIR, rules_dir: Path = RULES_DIR
+) -> dict[Path, str]:
     """Map every output file to its content."""
     files: dict[Path, str] = {}
     for name, dashboard in sorted(mixin["grafanaDashboards"].items()):
-        files[DASHBOARDS_DIR / name] = json.dumps(dashboard, indent=2, sort_keys=True) + "\n"
+        files[dashboards_dir / name] = json.dumps(dashboard, indent=2, sort_keys=True) + "\n"
     for name, key in (("alerts.yaml", "prometheusAlerts"), ("rules.yaml", "prometheusRules")):
-        files[RULES_DIR / name] = _yaml(mixin[key])
+        files[rules_dir / name] = _yaml(mixin[key])
     return files
 
 
@@ -55,8 +59,10 @@ def stale(files: dict[Path, str]) -> list[Path]:
     return sorted(out)
 
 
-def write(files: dict[Path, str]) -> None:
-    for folder, pattern in ((DASHBOARDS_DIR, "*.json"), (RULES_DIR, "*.yaml")):
+def write(
+    files: dict[Path, str], dashboards_dir: Path = DASHBOARDS_DIR, rules_dir: Path = RULES_DIR
+) -> None:
+    for folder, pattern in ((dashboards_dir, "*.json"), (rules_dir, "*.yaml")):
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob(pattern):
             if old not in files:
@@ -70,7 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="fail if the committed output is stale"
     )
+    parser.add_argument("--mixin", type=Path, help="render this Jsonnet file instead of the mixin")
+    parser.add_argument("--out", type=Path, help="with --mixin: the folder to write into")
     args = parser.parse_args(argv)
+    if args.mixin:
+        if not args.out or args.check:
+            parser.error("--mixin needs --out (and no --check)")
+        folders = (args.out / "dashboards", args.out / "rules")
+        files = render(evaluate(args.mixin.resolve()), *folders)
+        write(files, *folders)
+        print(f"wrote {len(files)} files into {args.out}")
+        return 0
     files = render(evaluate())
     if args.check:
         out = stale(files)

@@ -1,0 +1,44 @@
+"""tools/generate.py renders a user's own override of the mixin, not only the committed output."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from tools.generate import ROOT, main
+
+
+def test_an_override_file_renders_into_its_own_folder(tmp_path):
+    mine = tmp_path / "my-mixin.libsonnet"
+    mine.write_text(
+        "(import 'mixin.libsonnet') + "
+        "{ _config+:: { monthlyBudgetUSD: 25000, dashboardUidPrefix: 'acme' } }\n"
+    )
+    assert main(["--mixin", str(mine), "--out", str(tmp_path / "build")]) == 0
+    analytics = json.loads((tmp_path / "build" / "dashboards" / "analytics.json").read_text())
+    assert analytics["uid"] == "acme-analytics"
+    alerts = yaml.safe_load((tmp_path / "build" / "rules" / "alerts.yaml").read_text())
+    budget = [
+        rule["expr"]
+        for group in alerts["groups"]
+        for rule in group["rules"]
+        if rule.get("alert") == "ClaudeCodeMonthToDateSpendHigh"
+    ]
+    assert sorted(expr.rsplit(" > ", 1)[1] for expr in budget) == ["20000", "25000"]  # 80%, 100%
+
+
+DOCS = ["README.md", "docs/dashboards.md", "docs/alerts.md"]
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_every_jsonnet_example_in_the_docs_renders(doc, tmp_path):
+    blocks = re.findall(r"```jsonnet\n(.*?)```", (ROOT / doc).read_text(), re.S)
+    assert blocks, f"{doc} has a Jsonnet example"
+    for n, block in enumerate(blocks):
+        example = tmp_path / f"example-{n}.libsonnet"
+        example.write_text(block)
+        assert main(["--mixin", str(example), "--out", str(tmp_path / f"build-{n}")]) == 0
+        assert (tmp_path / f"build-{n}" / "dashboards" / "analytics.json").exists()
