@@ -135,12 +135,15 @@ class Poller:
             self.stats.last_success = self.clock().timestamp()
         self._save_state()
         self.render(today)
+        self._mark_ready(today)  # after render: ready means /metrics has the history
+        return ok
+
+    def _mark_ready(self, today: date) -> None:
         try:
-            if self.history_complete(today):  # after render: ready means /metrics has the history
+            if self.history_complete(today):
                 self.ready.set()
         except StoreError as exc:
             log.error("%s", exc)
-        return ok
 
     def _save_state(self) -> None:
         try:
@@ -215,11 +218,7 @@ class Poller:
     def run(self, stop: threading.Event, interval: float) -> None:
         """Poll until `stop` is set; also wake at UTC midnight so `today` turns over on time."""
         self.render()
-        try:
-            if self.history_complete(self.clock().date()):
-                self.ready.set()
-        except StoreError as exc:
-            log.error("%s", exc)
+        self._mark_ready(self.clock().date())
         while not stop.is_set():
             try:
                 self.poll_once()
