@@ -23,7 +23,6 @@ from .store import CORE_FIELDS, Actor, Store
 
 PREFIX = "claude_code_analytics"
 EXPORTER_PREFIX = f"{PREFIX}_exporter"
-PERIODS = ("today", "yesterday", "month_to_date")
 MEMBER_LABEL_MODES = ("keep", "pseudonymize", "drop")
 CACHE_NOTE = "Computed from the exporter's store after each poll; the API is about an hour behind."
 
