@@ -211,11 +211,10 @@ def markdown(results: list[SizeResult], command: str, started: str, seconds: flo
         "### Poll cycle and memory",
         "",
         *poll_table(results),
-        "",
-        "### Growth (exponent k in figure ∝ members^k; 1 is linear)",
-        "",
-        *growth_table(results),
     ]
+    if len(results) > 1:
+        lines += ["", "### Growth (exponent k in figure ∝ members^k; 1 is linear)", ""]
+        lines += growth_table(results)
     for result in results:
         if result.queries:
             lines += ["", f"### Dashboard queries at {result.members:,} members", ""]
