@@ -249,18 +249,22 @@ def fetch_day(client: AdminClient, day: date) -> DayFetch:
     """All pages of one day; exact duplicates (a record repeated across pages) are dropped."""
     records: list[UsageRecord] = []
     rejected: dict[str, int] = {}
-    seen: set[str] = set()
+    # Records are compared whole only when actor and terminal match: that is rare, and comparing
+    # every record's full text would cost as much as parsing it.
+    seen: dict[tuple[str, str, str], list[UsageRecord]] = {}
     for page in client.usage_pages(day):
         for error, raw in page.rejected:
             rejected[error.reason] = rejected.get(error.reason, 0) + 1
             log.warning("skipped a record of %s for %s: %s", _who(raw), day, error)
         for record in page.records:
-            key = repr(record)
-            if key in seen:
+            same_actor = seen.setdefault(
+                (record.actor_type, record.actor, record.terminal_type), []
+            )
+            if record in same_actor:
                 rejected["duplicate"] = rejected.get("duplicate", 0) + 1
                 log.warning("skipped a duplicate record: %s", record.describe())
                 continue
-            seen.add(key)
+            same_actor.append(record)
             records.append(record)
     return DayFetch(records, rejected)
 
