@@ -146,6 +146,9 @@ def _run_server(
             port=config.listen_port,
             threads=8,
             ident=PROG,
+            # Keep a large exposition (about 1 MiB gzipped at 10,000 members) in memory rather
+            # than spilling every scrape's response to a temporary file.
+            outbuf_overflow=64 * 1024 * 1024,
         )
     except OSError as exc:
         print(
