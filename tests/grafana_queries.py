@@ -156,8 +156,16 @@ def regex_escape(value: str) -> str:
     return _SPECIAL_REGEX.sub(lambda m: "\\\\" + m.group(0), value.replace("\\", "\\\\\\\\"))
 
 
+ALL = "$__all"  # the value Grafana stores when "All" is selected
+
+
 def variable_text(definition: dict, values: Sequence[str]) -> str:
-    """A variable's selected values as Grafana writes them into a Prometheus query."""
+    """A variable's selected values as Grafana writes them into a Prometheus query; "All" with a
+    custom all value is that value, unescaped."""
+    if list(values) == [ALL]:
+        if "allValue" not in definition:
+            raise ValueError(f"{definition['name']}: pass the options, it has no custom all value")
+        return definition["allValue"]
     if not definition.get("multi") and not definition.get("includeAll"):
         return regular_escape(values[0])
     escaped = [regex_escape(v) for v in values]

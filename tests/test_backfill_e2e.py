@@ -27,7 +27,7 @@ import console
 from conftest import midnight
 from exporter.backfill import context_start
 from exporter.simulator import SimulatedOrganization, serve
-from grafana_queries import TimeRange, prometheus_call, variable_values
+from grafana_queries import ALL, TimeRange, prometheus_call
 from procs import start_exporter, start_prometheus
 
 pytestmark = pytest.mark.e2e
@@ -145,11 +145,7 @@ def panel(title: str) -> dict:
 
 def selection(prometheus, time_range: TimeRange) -> dict[str, Sequence[str]]:
     """ "All" for every variable, as the dashboard opens."""
-    return {
-        v["name"]: variable_values(prometheus.url, v, time_range)
-        for v in DASHBOARD["templating"]["list"]
-        if v["type"] == "query"
-    }
+    return {v["name"]: [ALL] for v in DASHBOARD["templating"]["list"] if v["type"] == "query"}
 
 
 def query(prometheus, title: str, ref_id: str, time_range: TimeRange) -> list[dict]:

@@ -20,7 +20,7 @@ from test_dashboards import DASHBOARDS, METRIC_NAME, panels, recorded_metrics
 import console
 from conftest import midnight
 from exporter.simulator import SimulatedOrganization, serve
-from grafana_queries import TimeRange, prometheus_call, variable_values
+from grafana_queries import ALL, TimeRange, prometheus_call, variable_values
 from procs import start_exporter, start_prometheus
 from tools.generate import RULES_DIR
 
@@ -111,10 +111,10 @@ def selection(prometheus, org, name: str, time_range: TimeRange) -> dict[str, Se
     for variable in DASHBOARDS[name]["templating"]["list"]:
         if variable["type"] != "query":
             continue
-        options = variable_values(prometheus.url, variable, time_range)
         if variable.get("includeAll"):
-            selected[variable["name"]] = options
+            selected[variable["name"]] = [ALL]
         else:
+            options = variable_values(prometheus.url, variable, time_range)
             selected[variable["name"]] = [busiest_member(org, options)]
     return selected
 

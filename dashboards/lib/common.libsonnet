@@ -44,7 +44,8 @@ function(c) {
     + g.dashboard.variable.query.generalOptions.withLabel('Member')
     + g.dashboard.variable.query.generalOptions.withDescription('Email of a user, or name of an API key.')
     + g.dashboard.variable.query.selectionOptions.withMulti()
-    + g.dashboard.variable.query.selectionOptions.withIncludeAll()
+    // "All" as `.*`, not a regex of every member (10,000 members make it 300 KB per query).
+    + g.dashboard.variable.query.selectionOptions.withIncludeAll(customAllValue='.*')
     + g.dashboard.variable.query.generalOptions.withCurrent('All', '$__all'),
   singleMemberVariable:
     labelVariable('member', 'member', memberInfo)
@@ -55,7 +56,7 @@ function(c) {
     + g.dashboard.variable.query.generalOptions.withLabel('Actor type')
     + g.dashboard.variable.query.generalOptions.withDescription('user (signs in with OAuth) or api_key.')
     + g.dashboard.variable.query.selectionOptions.withMulti()
-    + g.dashboard.variable.query.selectionOptions.withIncludeAll()
+    + g.dashboard.variable.query.selectionOptions.withIncludeAll(customAllValue='.*')
     + g.dashboard.variable.query.generalOptions.withCurrent('All', '$__all'),
 
   // Targets.
