@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import chain
 
 from .client import AdminClient, ApiError
 from .collector import (
@@ -204,10 +205,11 @@ class Poller:
         try:
             fetched = self.store.fetched_days()
             self.stats.oldest_day = day_start(min(fetched)) if fetched else None
-            families = [
-                *data_families(self.store, today, self.settings, self.members),
-                *exporter_families(self.stats),
-            ]
+            # A generator: each family is rendered and dropped before the next is computed.
+            families = chain(
+                data_families(self.store, today, self.settings, self.members),
+                exporter_families(self.stats),
+            )
             body = render(families)
         except StoreError as exc:
             self.stats.up = False
