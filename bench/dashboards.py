@@ -30,7 +30,7 @@ from grafana_queries import (
     variable_text,
     variable_values,
 )
-from procs import Proc, free_port
+from procs import Proc, start_prometheus
 
 JOB = "claude-code-analytics"
 SCRAPE_INTERVAL_S = 15
@@ -74,24 +74,18 @@ def backfill(workdir: Path, store: Path, tsdb: Path, instance: str, env: dict[st
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
-def start_prometheus(workdir: Path, tsdb: Path, exporter_target: str) -> Proc:
+def prometheus_on(workdir: Path, tsdb: Path, exporter_target: str) -> Proc:
+    """A real Prometheus on the backfilled TSDB folder, scraping the live exporter."""
     config = {
         "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "scrape_timeout": "10s"},
         "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [exporter_target]}]}],
     }
-    config_path = workdir / "prometheus.yml"
-    config_path.write_text(yaml.safe_dump(config))
-    port = free_port()
-    cmd = [
-        "prometheus",
-        f"--config.file={config_path}",
-        f"--storage.tsdb.path={tsdb}",
-        f"--storage.tsdb.retention.time={RETENTION}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--log.level=warn",
-    ]
-    return Proc("prometheus", cmd, port, workdir / "prometheus.log").wait_ready(
-        "/-/ready", timeout=600
+    return start_prometheus(
+        workdir,
+        config,
+        extra_args=(f"--storage.tsdb.retention.time={RETENTION}",),
+        storage=tsdb,
+        ready_timeout=600,
     )
 
 
@@ -226,7 +220,7 @@ def measure_dashboards(
         "blocks": float(sum(1 for path in tsdb.iterdir() if path.is_dir())),
         "tsdb_bytes": float(sum(p.stat().st_size for p in tsdb.rglob("*") if p.is_file())),
     }
-    with start_prometheus(workdir, tsdb, target) as prometheus:
+    with prometheus_on(workdir, tsdb, target) as prometheus:
         wait_for_scrape(prometheus.url)
         now = time.time()
         timings = list(time_rules(prometheus.url))

@@ -88,13 +88,17 @@ def start_prometheus(
     rule_files: tuple = (),
     extra_args: tuple = (),
     blocks: Path | None = None,
+    storage: Path | None = None,
+    ready_timeout: float = READY_TIMEOUT,
 ) -> Proc:
     """Start Prometheus with `config` (a prometheus.yml as a dict) and the given rule files,
-    on a copy of the TSDB `blocks` folder (a backfill's output) when given."""
+    on a copy of the TSDB `blocks` folder (a backfill's output) when given, or on the TSDB folder
+    `storage` itself."""
     folder = tmp_path / f"prometheus-{free_port()}"
     folder.mkdir()
+    data = storage or folder / "data"
     if blocks is not None:
-        shutil.copytree(blocks, folder / "data")
+        shutil.copytree(blocks, data)
     config = dict(config)
     if rule_files:
         config["rule_files"] = [str(Path(p).resolve()) for p in rule_files]
@@ -104,13 +108,14 @@ def start_prometheus(
     cmd = [
         "prometheus",
         f"--config.file={config_path}",
-        f"--storage.tsdb.path={folder / 'data'}",
+        f"--storage.tsdb.path={data}",
         f"--web.listen-address=127.0.0.1:{port}",
         "--web.enable-lifecycle",
         "--log.level=warn",
         *extra_args,
     ]
-    return Proc("prometheus", cmd, port, folder / "prometheus.log").wait_ready("/-/ready")
+    proc = Proc("prometheus", cmd, port, folder / "prometheus.log")
+    return proc.wait_ready("/-/ready", timeout=ready_timeout)
 
 
 def start_alertmanager(tmp_path: Path, config_path: Path, extra_args: tuple = ()) -> Proc:
