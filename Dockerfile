@@ -12,8 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /build
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
-# The server extra brings waitress, the WSGI server the exporter serves /metrics with.
-RUN pip install ".[server]" \
+# The package's dependencies include waitress, the WSGI server the exporter serves /metrics with.
+RUN pip install . \
     && rm -rf /build \
     && groupadd --system --gid 10001 exporter \
     && useradd --system --uid 10001 --gid exporter --no-create-home --home-dir /nonexistent exporter \
