@@ -59,3 +59,33 @@ def tool_decisions(
                 accepted += decision.get("accepted", 0)
                 total += decision.get("accepted", 0) + decision.get("rejected", 0)
     return accepted, total
+
+
+def spend_by_model_cents(records: Iterable[dict]) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = defaultdict(Decimal)
+    for record in records:
+        for model in record["model_breakdown"]:
+            out[model["model"]] += Decimal(str(model["estimated_cost"]["amount"]))
+    return dict(out)
+
+
+def tokens(records: Iterable[dict], token_type: str) -> int:
+    return sum(
+        model["tokens"].get(token_type, 0)
+        for record in records
+        for model in record["model_breakdown"]
+    )
+
+
+def cache_read_share(records: list[dict]) -> float | None:
+    """Cache reads as a share of input-side tokens: cache_read / (input + cache_read + creation)."""
+    read = tokens(records, "cache_read")
+    total = read + tokens(records, "input") + tokens(records, "cache_creation")
+    return read / total if total else None
+
+
+def active_by_terminal(records: Iterable[dict]) -> dict[str, int]:
+    actors: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for record in records:
+        actors[record["terminal_type"]].add((record["actor"]["type"], member(record)))
+    return {terminal: len(found) for terminal, found in actors.items()}

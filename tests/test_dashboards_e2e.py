@@ -306,3 +306,104 @@ def test_team_insights_lines_this_month_equal_the_console_definition(prometheus,
     expected = console.lines_accepted(records)
     shown = team_insights_column(prometheus, org, "B")
     assert shown == {m: float(expected.get(m, 0)) for m in shown}
+
+
+# Beyond the Console: the other dashboards' figures against their definitions over the raw records.
+
+
+def this_months_records(org) -> list[dict]:
+    return month_records(org, datetime.fromtimestamp(time.time(), UTC).date())
+
+
+def days_records(org, days: int) -> list[dict]:
+    today = datetime.fromtimestamp(time.time(), UTC).date()
+    return [r for n in range(days) for r in org.visible_records(today - timedelta(days=n))]
+
+
+def by_label_at_midnight_today(result: list[dict], label: str) -> dict[str, float]:
+    today = int(time.time()) // DAY * DAY
+    return {
+        series["metric"][label]: float(v)
+        for series in result
+        for t, v in series["values"]
+        if int(t) == today
+    }
+
+
+def test_month_to_date_spend_is_within_a_cent_of_the_raw_records(prometheus, org):
+    expected = sum(console.spend_cents(this_months_records(org)).values()) / 100
+    shown = single(run(prometheus, org, "cost.json", "Month-to-date spend", "A", last_30_days()))
+    assert shown == pytest.approx(float(expected), abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("title", "divisor"),
+    [
+        ("Cost per session this month", console.sessions),
+        ("Cost per accepted line this month", console.lines_accepted),
+    ],
+)
+def test_cost_per_unit_this_month_equals_the_raw_records(prometheus, org, title, divisor):
+    records = this_months_records(org)
+    expected = sum(console.spend_cents(records).values()) / 100 / sum(divisor(records).values())
+    shown = single(run(prometheus, org, "cost.json", title, "A", last_30_days()))
+    assert shown == pytest.approx(float(expected), rel=1e-9)
+
+
+def test_cache_read_share_this_month_equals_the_raw_records(prometheus, org):
+    expected = console.cache_read_share(this_months_records(org))
+    shown = single(
+        run(prometheus, org, "cost.json", "Cache read share this month", "A", last_30_days())
+    )
+    assert shown == pytest.approx(expected, rel=1e-9)
+
+
+def test_todays_spend_by_model_is_within_a_cent_of_the_raw_records(prometheus, org):
+    result = run(prometheus, org, "cost.json", "Spend by model per day", "A", last_30_days())
+    expected = {
+        model: float(cents / 100)
+        for model, cents in console.spend_by_model_cents(todays_records(org)).items()
+    }
+    shown = by_label_at_midnight_today(result, "model")
+    if not per_day_windows_open():
+        assert shown == {}
+        return
+    assert shown == pytest.approx(expected, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("ref_id", "field"), [("A", "commits_by_claude_code"), ("B", "pull_requests_by_claude_code")]
+)
+def test_todays_commits_and_pull_requests_equal_the_raw_records(prometheus, org, ref_id, field):
+    title = "Commits and pull requests by Claude Code per day"
+    result = run(prometheus, org, "adoption.json", title, ref_id, last_30_days())
+    records = todays_records(org)
+    expected = sum(console.core_sum(records, field).values()) if records else None
+    assert at_midnight_today(result) == (expected if per_day_windows_open() else None)
+
+
+def test_todays_active_members_by_terminal_equal_the_raw_records(prometheus, org):
+    title = "Active members by terminal type per day"
+    result = run(prometheus, org, "adoption.json", title, "A", last_30_days())
+    expected = console.active_by_terminal(todays_records(org)) if per_day_windows_open() else {}
+    assert by_label_at_midnight_today(result, "terminal_type") == expected
+
+
+@pytest.mark.parametrize(("ref_id", "days"), [("B", 7), ("C", 30)])
+def test_weekly_and_monthly_active_members_equal_the_raw_records(prometheus, org, ref_id, days):
+    title = "Daily, weekly and monthly active members"
+    result = run(prometheus, org, "adoption.json", title, ref_id, last_30_days())
+    expected = console.active_users(days_records(org, days))
+    assert at_midnight_today(result) == (expected if per_day_windows_open() else None)
+
+
+def test_the_member_dashboard_shows_the_members_month_and_role(prometheus, org):
+    chosen = selection(prometheus, org, "member.json", last_30_days())["member"][0]
+    records = [r for r in this_months_records(org) if console.member(r) == chosen]
+    sessions = single(
+        run(prometheus, org, "member.json", "Sessions this month", "A", last_30_days())
+    )
+    role = run(prometheus, org, "member.json", "Role", "A", last_30_days())
+    assert sessions == sum(console.sessions(records).values())
+    expected_role = next((u["role"] for u in org.users() if u["email"] == chosen), "")
+    assert [series["metric"].get("role", "") for series in role] == [expected_role]
