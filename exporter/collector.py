@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import platform
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -120,15 +120,13 @@ def data_families(
             store.active_members(start, end),
             f"Distinct actors with a record in {PERIOD_HELP[period]}.",
         )
-        terminals = GaugeMetricFamily(
+        terminals = store.terminal_active_members(start, end)
+        yield _gauge(
             f"{PREFIX}_{period}_terminal_active_members",
-            f"Distinct actors with a record of each terminal type in {PERIOD_HELP[period]}. "
-            + CACHE_NOTE,
-            labels=["terminal_type"],
+            f"Distinct actors with a record of each terminal type in {PERIOD_HELP[period]}.",
+            ["terminal_type"],
+            {(terminal,): count for terminal, count in sorted(terminals.items())},
         )
-        for terminal, count in sorted(store.terminal_active_members(start, end).items()):
-            terminals.add_metric([terminal], count)
-        yield terminals
     for name, days in (("weekly", 7), ("monthly", 30)):
         counts = store.active_members(today - timedelta(days=days - 1), today)
         yield _active_members(
@@ -158,33 +156,24 @@ def _member_families(
             core[f][key] += getattr(totals, f)
         cost[key] += totals.cost_microcents
     for f in CORE_FIELDS:
-        family = GaugeMetricFamily(
-            f"{PREFIX}_{period}_{f}", f"{CORE_HELP[f]} in {where}. {CACHE_NOTE}", labels=labels
-        )
-        for key, value in core[f].items():
-            family.add_metric(key, value)
-        yield family
-    spend = GaugeMetricFamily(
+        yield _gauge(f"{PREFIX}_{period}_{f}", f"{CORE_HELP[f]} in {where}.", labels, core[f])
+    yield _gauge(
         f"{PREFIX}_{period}_cost_usd",
-        f"Estimated cost in USD in {where} (sum of estimated_cost, in cents, / 100). {CACHE_NOTE}",
-        labels=labels,
+        f"Estimated cost in USD in {where} (sum of estimated_cost, in cents, / 100).",
+        labels,
+        {key: dollars(value) for key, value in cost.items()},
     )
-    for key, value in cost.items():
-        spend.add_metric(key, dollars(value))
-    yield spend
     decisions: dict[tuple[str, ...], int] = defaultdict(int)
     for (actor_type, actor, tool), (accepted, rejected) in store.tool_totals(start, end).items():
         key = members.values((actor_type, actor))
         decisions[(*key, tool, "accepted")] += accepted
         decisions[(*key, tool, "rejected")] += rejected
-    family = GaugeMetricFamily(
+    yield _gauge(
         f"{PREFIX}_{period}_tool_decisions",
-        f"Code-editing tool suggestions accepted or rejected in {where}. {CACHE_NOTE}",
-        labels=[*labels, "tool", "decision"],
+        f"Code-editing tool suggestions accepted or rejected in {where}.",
+        [*labels, "tool", "decision"],
+        decisions,
     )
-    for key, value in decisions.items():
-        family.add_metric(key, value)
-    yield family
 
 
 def _model_families(
@@ -200,28 +189,32 @@ def _model_families(
         cost[label_values] += microcents
         for token_type, value in zip(TOKEN_TYPES, token_sums, strict=True):
             tokens[(*label_values, token_type)] += value
-    spend = GaugeMetricFamily(
+    yield _gauge(
         f"{PREFIX}_{period}_model_cost_usd",
-        f"Estimated cost in USD by model in {where}. {CACHE_NOTE}",
-        labels=labels,
+        f"Estimated cost in USD by model in {where}.",
+        labels,
+        {key: dollars(value) for key, value in cost.items()},
     )
-    for key, value in cost.items():
-        spend.add_metric(key, dollars(value))
-    yield spend
-    family = GaugeMetricFamily(
+    yield _gauge(
         f"{PREFIX}_{period}_model_tokens",
-        f"Tokens by model and token type in {where}. {CACHE_NOTE}",
-        labels=[*labels, "token_type"],
+        f"Tokens by model and token type in {where}.",
+        [*labels, "token_type"],
+        tokens,
     )
-    for key, value in tokens.items():
-        family.add_metric(key, value)
-    yield family
 
 
 def _active_members(name: str, counts: dict[str, int], help_text: str) -> Metric:
-    family = GaugeMetricFamily(name, f"{help_text} {CACHE_NOTE}", labels=["actor_type"])
-    for actor_type, count in sorted(counts.items()):
-        family.add_metric([actor_type], count)
+    values = {(actor_type,): count for actor_type, count in sorted(counts.items())}
+    return _gauge(name, help_text, ["actor_type"], values)
+
+
+def _gauge(
+    name: str, help_text: str, labels: list[str], values: Mapping[tuple[str, ...], float]
+) -> Metric:
+    """A data gauge computed from the store, its help saying so, with one sample per label set."""
+    family = GaugeMetricFamily(name, f"{help_text} {CACHE_NOTE}", labels=labels)
+    for key, value in values.items():
+        family.add_metric(key, value)
     return family
 
 
