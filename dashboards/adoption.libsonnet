@@ -91,8 +91,8 @@ local g = import 'lib/g.libsonnet';
       'Git commits and pull requests made through Claude Code per UTC day, over the selected actor types.',
       'short',
       [
-        d.target(q.daily(d.period('commits'), sel), 'commits', 'A'),
-        d.target(q.daily(d.period('pull_requests'), sel), 'pull requests', 'B'),
+        d.target(d.membersDaily('commits', sel), 'commits', 'A'),
+        d.target(d.membersDaily('pull_requests', sel), 'pull requests', 'B'),
       ],
     ),
 

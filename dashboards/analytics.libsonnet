@@ -7,6 +7,8 @@ local g = import 'lib/g.libsonnet';
     local d = (import 'lib/common.libsonnet')(c),
     local q = d.promql,
     local sel = d.memberSelector(),
+    // Per-day figures over the picked members, from the recording rules when All is picked.
+    local pickedDaily(name, extra='', agg='sum') = d.membersDaily(name, d.actorTypeSelector(extra), '$member', agg),
     local tools = 'tool=~"%s"' % c.acceptRateTools,
     local toolNames = { edit: 'Edit', write: 'Write', notebook_edit: 'NotebookEdit', multi_edit: 'MultiEdit' },
 
@@ -18,7 +20,7 @@ local g = import 'lib/g.libsonnet';
         later deletions are not counted).
       |||,
       'short',
-      [d.instant(q.rangeTotal(d.period('lines_added'), sel), 'lines accepted')],
+      [d.instant(q.total(pickedDaily('lines_added')), 'lines accepted')],
       w=6,
       h=8,
     ),
@@ -27,7 +29,7 @@ local g = import 'lib/g.libsonnet';
       'Lines of code accepted per day',
       'Lines of code accepted per UTC day (`lines_of_code.added` summed over the selected members).',
       'short',
-      [d.target(q.daily(d.period('lines_added'), sel), 'lines accepted')],
+      [d.target(pickedDaily('lines_added'), 'lines accepted')],
       w=6,
       h=8,
     ),
@@ -35,8 +37,8 @@ local g = import 'lib/g.libsonnet';
     local acceptRate(selector, legend, refId) =
       d.instant(
         '%s\n/\n%s' % [
-          q.rangeTotal(d.period('tool_decisions'), sel + ', decision="accepted", ' + selector),
-          q.rangeTotal(d.period('tool_decisions'), sel + ', ' + selector),
+          q.total(pickedDaily('tool_decisions', 'decision="accepted", ' + selector)),
+          q.total(pickedDaily('tool_decisions', selector)),
         ],
         legend,
         refId,
@@ -66,8 +68,8 @@ local g = import 'lib/g.libsonnet';
       'percentunit',
       [d.target(
         '%s\n/\n%s' % [
-          q.daily(d.period('tool_decisions'), sel + ', decision="accepted", ' + tools),
-          q.daily(d.period('tool_decisions'), sel + ', ' + tools),
+          pickedDaily('tool_decisions', 'decision="accepted", ' + tools),
+          pickedDaily('tool_decisions', tools),
         ],
         'accept rate',
       )],
@@ -75,7 +77,7 @@ local g = import 'lib/g.libsonnet';
       h=8,
     ) + g.panel.timeSeries.standardOptions.withMax(1),
 
-    local activeUsers = d.target(q.daily(d.period('sessions'), sel, 'count'), 'users'),
+    local activeUsers = d.target(pickedDaily('sessions', agg='count'), 'users'),
 
     local activity = d.perDayTwoAxes(
       'Activity',
@@ -86,7 +88,7 @@ local g = import 'lib/g.libsonnet';
       'short',
       'short',
       activeUsers,
-      d.target(q.daily(d.period('sessions'), sel), 'sessions'),
+      d.target(pickedDaily('sessions'), 'sessions'),
     ),
 
     local spend = d.perDayTwoAxes(
@@ -99,7 +101,7 @@ local g = import 'lib/g.libsonnet';
       'short',
       'currencyUSD',
       activeUsers,
-      d.target(q.daily(d.period('cost_usd'), sel), 'spend'),
+      d.target(pickedDaily('cost_usd'), 'spend'),
     ),
 
     // Every member in member_info appears, with 0 when inactive this month.

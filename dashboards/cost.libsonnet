@@ -99,14 +99,14 @@ local g = import 'lib/g.libsonnet';
         'Cost per session per day',
         'Spend / sessions per UTC day, over all members.',
         'currencyUSD',
-        [d.target('%s\n/\n%s' % [q.daily(d.period('cost_usd'), sel), q.daily(d.period('sessions'), sel)], 'per session')],
+        [d.target('%s\n/\n%s' % [d.membersDaily('cost_usd', sel), d.membersDaily('sessions', sel)], 'per session')],
         w=8,
       ),
       d.perDay(
         'Cost per accepted line per day',
         'Spend / lines of code accepted per UTC day, over all members.',
         'currencyUSD',
-        [d.target('%s\n/\n%s' % [q.daily(d.period('cost_usd'), sel), q.daily(d.period('lines_added'), sel)], 'per line')],
+        [d.target('%s\n/\n%s' % [d.membersDaily('cost_usd', sel), d.membersDaily('lines_added', sel)], 'per line')],
         w=8,
       ),
       d.barGauge(

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -29,11 +30,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import IO, TextIO, cast
 
-from prometheus_client.core import Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.samples import Sample
 from tqdm import tqdm
 
 from .client import AdminClient, ApiError
-from .collector import MemberLabels, Settings, data_families, day_start
+from .collector import PREFIX, MemberLabels, Settings, data_families, day_start
 from .config import Config, ConfigError, add_arguments, load
 from .poller import DayFetch, fetch_day
 from .store import Actor, Store, StoreError
@@ -51,6 +53,19 @@ POLL_SECONDS = 0.2  # how often the fetch loop looks for a stop request
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# The mixin's recording rules that sum or count per-member series over members for the per-day
+# panels (rules/rules.libsonnet, group claude-code-analytics.members). A rule records from the
+# moment Prometheus loads it, so the backfill writes the same series for the days before.
+MEMBER_AGGREGATES = (
+    ("sessions", "sum"),
+    ("sessions", "count"),
+    ("lines_added", "sum"),
+    ("commits", "sum"),
+    ("pull_requests", "sum"),
+    ("cost_usd", "sum"),
+    ("tool_decisions", "sum"),
+)
+AGGREGATED_PERIODS = ("today", "yesterday")
 
 Clock = Callable[[], datetime]
 
@@ -435,7 +450,9 @@ def _write_days(
                 view.advance_to(day)
                 path = Path(tmp) / f"{day}.om"
                 with path.open("w", encoding="utf-8") as out:
-                    families = data_families(cast(Store, view), day, settings, members)
+                    families = with_member_aggregates(
+                        data_families(cast(Store, view), day, settings, members)
+                    )
                     write_openmetrics(out, families, extra, sample_time(day))
                 if promtool is not None:
                     promtool.wait()
@@ -504,6 +521,36 @@ class StoreAsOf:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._store, name)
+
+
+def member_aggregate_name(period: str, quantity: str, agg: str) -> str:
+    return f"{PREFIX}:{period}_{quantity}:{agg}_without_member"
+
+
+def with_member_aggregates(families: Iterable[Metric]) -> Iterator[Metric]:
+    """The families, each followed by what the member recording rules record from it: its samples
+    summed (or counted) by every label but `member`, as `sum without (member)` does."""
+    wanted: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for period in AGGREGATED_PERIODS:
+        for quantity, agg in MEMBER_AGGREGATES:
+            name = f"{PREFIX}_{period}_{quantity}"
+            wanted[name].append((member_aggregate_name(period, quantity, agg), agg))
+    for family in families:
+        yield family
+        for name, agg in wanted.get(family.name, ()):
+            yield _without_member(family, name, agg)
+
+
+def _without_member(family: Metric, name: str, agg: str) -> Metric:
+    groups: dict[tuple[tuple[str, str], ...], float] = defaultdict(int)
+    for sample in family.samples:
+        key = tuple((k, v) for k, v in sample.labels.items() if k != "member")
+        groups[key] += sample.value if agg == "sum" else 1
+    aggregated = GaugeMetricFamily(
+        name, f"{agg} without (member) of {family.name}, as the mixin's recording rule records it."
+    )
+    aggregated.samples = [Sample(name, dict(key), value) for key, value in groups.items()]
+    return aggregated
 
 
 # --- OpenMetrics ----------------------------------------------------------------------------------

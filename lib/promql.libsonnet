@@ -17,9 +17,41 @@
       today: metric % 'today',
     },
 
+  // The sum of a per-day expression (daily(), membersDaily()) over the days that start within the
+  // dashboard's range.
+  total(perDay)::
+    'sum_over_time(%s[$__range:1d])' % std.stripChars(perDay, '\n'),
+
   // The sum of daily() over the days that start within the dashboard's range.
   rangeTotal(metric, selector='', agg='sum')::
-    'sum_over_time(%s[$__range:1d])' % std.stripChars(self.daily(metric, selector, agg), '\n'),
+    self.total(self.daily(metric, selector, agg)),
+
+  // The recording rule that sums ('sum') or counts ('count') the per-member series of quantity `name`
+  // (e.g. 'tool_decisions') over members, keeping every other label, with %s for the period.
+  memberAggregate(prefix, name, agg='sum'):: '%s:%%s_%s:%s_without_member' % [prefix, name, agg],
+
+  // daily() of a per-member quantity, summed ('sum', 'sum by (tool)') or counted ('count') over the
+  // members that the regex `member` picks ('$member'; null where a dashboard has no member filter).
+  // `recorded` names, with %s for the period like `metric`, the recording rule that has already
+  // summed or counted the members away (`<agg> without (member)`, rules/rules.libsonnet), so that a
+  // query over every member reads a few series instead of one per member and day:
+  // - the first half reads the recorded series; they have no member label, and `member=~"$member"`
+  //   keeps them only when the regex matches the empty string, which only All (`.*`) does;
+  // - the second half reads the picked members' own series; `all_members` is a label no series has,
+  //   so `all_members!~"$member"` drops them all when the regex matches the empty string (All).
+  // Either way one half selects nothing, and Prometheus finds that from its index without reading
+  // a sample.
+  membersDaily(metric, recorded, selector='', member=null, agg='sum')::
+    local with(extra) = std.join(', ', [m for m in [selector, extra] if m != '']);
+    local counted = std.startsWith(agg, 'count');
+    local recordedAgg = if counted then 'sum' + std.substr(agg, 5, std.length(agg) - 5) else agg;
+    if member == null then
+      self.daily(recorded, selector, recordedAgg)
+    else
+      '(\n%s\nor\n%s\n)\n' % [
+        std.stripChars(self.daily(recorded, with('member=~"%s"' % member), recordedAgg), '\n'),
+        std.stripChars(self.daily(metric, with('member=~"%s", all_members!~"%s"' % [member, member]), agg), '\n'),
+      ],
 
   // daily() without aggregation: day D's series of each member (or other label set), taken from the
   // `yesterday` gauge when that day has any, else from the `today` gauge, like daily() does for a sum.

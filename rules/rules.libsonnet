@@ -1,8 +1,22 @@
-// Recording rules for figures that several panels and alerts share. A recording rule evaluates at "now"
-// only and the backfill writes only the exporter's own series, so these record month-to-date figures read
-// as instant values (stat panels, alerts), never per-day history: per-day panels use promql.daily().
+// Recording rules. The first group records figures that several panels and alerts share; they are
+// month-to-date figures read as instant values (stat panels, alerts), never as per-day history, so the
+// backfill does not write them. The second group sums (or counts) the per-member series of each
+// quantity that per-day panels show over every member, so that those panels read a few series instead
+// of one per member (promql.membersDaily()); the backfill writes these for past days too
+// (exporter/backfill.py, MEMBER_AGGREGATES).
+local promql = import '../lib/promql.libsonnet';
+
 {
   local c = $._config,
+  local memberAggregates = [
+    { quantity: 'sessions', agg: 'sum' },
+    { quantity: 'sessions', agg: 'count' },
+    { quantity: 'lines_added', agg: 'sum' },
+    { quantity: 'commits', agg: 'sum' },
+    { quantity: 'pull_requests', agg: 'sum' },
+    { quantity: 'cost_usd', agg: 'sum' },
+    { quantity: 'tool_decisions', agg: 'sum' },
+  ],
   local mtd(name, extra='') =
     '%s_month_to_date_%s{%s}' % [c.metricPrefix, name, std.join(', ', [c.exporterSelector] + (if extra == '' then [] else [extra]))],
 
@@ -50,6 +64,17 @@
               mtd('model_tokens', 'token_type=~"input|cache_read|cache_creation"'),
             ],
           },
+        ],
+      },
+      {
+        name: 'claude-code-analytics.members',
+        rules: [
+          {
+            record: promql.memberAggregate(c.metricPrefix, a.quantity, a.agg) % period,
+            expr: '%s without (member) (%s_%s_%s{%s})' % [a.agg, c.metricPrefix, period, a.quantity, c.exporterSelector],
+          }
+          for period in ['today', 'yesterday']
+          for a in memberAggregates
         ],
       },
     ],

@@ -118,6 +118,33 @@ def start_prometheus(
     return proc.wait_ready("/-/ready", timeout=ready_timeout)
 
 
+def wait_for_scrapes_and_rules(
+    prometheus: Proc, job: str, count: int, timeout: float = 60.0
+) -> None:
+    """Until Prometheus has scraped `job` `count` times and then evaluated every rule group once
+    more, so that recorded series reflect what was scraped."""
+    deadline = time.monotonic() + timeout
+
+    def get(path: str, **params: str) -> dict:
+        response = requests.get(f"{prometheus.url}{path}", params=params, timeout=10)
+        return response.json()["data"]
+
+    scraped = f'count_over_time(up{{job="{job}"}}[1m]) >= {count}'
+    while not get("/api/v1/query", query=scraped)["result"]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Prometheus did not scrape {job} {count} times in time")
+        time.sleep(0.5)
+    since = time.time()
+    while True:
+        groups = get("/api/v1/rules")["groups"]
+        evaluated = [g["lastEvaluation"][:19] for g in groups]
+        if all(e >= time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since + 1)) for e in evaluated):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("Prometheus did not evaluate its rules in time")
+        time.sleep(0.5)
+
+
 def start_alertmanager(tmp_path: Path, config_path: Path, extra_args: tuple = ()) -> Proc:
     folder = tmp_path / f"alertmanager-{free_port()}"
     folder.mkdir()

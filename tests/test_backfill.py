@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.core import GaugeMetricFamily
 
 from conftest import TEST_KEY
@@ -408,14 +409,66 @@ def test_a_run_writes_one_block_per_day_at_2359(tmp_path, org):
 # --- Recording rules ------------------------------------------------------------------------------
 
 
-def test_no_dashboard_reads_a_recorded_series_over_past_days():
-    """Why the backfill writes no recording rules: the recorded series are read only by instant
-    queries (now), never by a per-day or range query that would show backfilled days."""
-    rules = (ROOT / "alerts" / "generated" / "rules.yaml").read_text()
-    recorded = {line.split(":", 1)[1].strip() for line in rules.splitlines() if "record:" in line}
-    assert recorded
+def recording_rules() -> dict[str, list[dict]]:
+    groups = yaml.safe_load((ROOT / "alerts" / "generated" / "rules.yaml").read_text())["groups"]
+    return {group["name"]: group["rules"] for group in groups}
+
+
+def written_aggregates() -> dict[str, str]:
+    """The recorded series the backfill writes, with the rule expression each one stands for."""
+    return {
+        backfill.member_aggregate_name(period, quantity, agg): (
+            f"{agg} without (member) (claude_code_analytics_{period}_{quantity}"
+            '{job="claude-code-analytics"})'
+        )
+        for period in backfill.AGGREGATED_PERIODS
+        for quantity, agg in backfill.MEMBER_AGGREGATES
+    }
+
+
+def test_the_backfill_writes_what_the_member_rules_record():
+    rules = recording_rules()["claude-code-analytics.members"]
+    assert {rule["record"]: rule["expr"] for rule in rules} == written_aggregates()
+
+
+def test_every_recorded_series_read_over_past_days_is_written_by_the_backfill():
+    """A recording rule records from the moment it is loaded: a per-day or range query that read
+    any other recorded series would show nothing for backfilled days."""
+    recorded = {rule["record"] for rules in recording_rules().values() for rule in rules}
+    past = set()
     for path in sorted((ROOT / "dashboards" / "generated").glob("*.json")):
         for panel in json.loads(path.read_text())["panels"]:
             for target in panel.get("targets", []):
-                reads_recorded = any(name in target.get("expr", "") for name in recorded)
-                assert not reads_recorded or target.get("instant"), (path.name, panel["title"])
+                expr = target.get("expr", "")
+                if not target.get("instant") or "[$__range:1d]" in expr:
+                    past |= {name for name in recorded if name in expr}
+    assert past
+    assert past <= set(written_aggregates())
+
+
+def test_the_written_aggregates_sum_and_count_over_members():
+    decisions = GaugeMetricFamily(
+        "claude_code_analytics_today_tool_decisions",
+        "Decisions.",
+        labels=["member", "actor_type", "tool", "decision"],
+    )
+    decisions.add_metric(["a@example.com", "user", "edit", "accepted"], 3)
+    decisions.add_metric(["b@example.com", "user", "edit", "accepted"], 4)
+    decisions.add_metric(["key-1", "api_key", "edit", "accepted"], 5)
+    sessions = GaugeMetricFamily(
+        "claude_code_analytics_yesterday_sessions", "Sessions.", labels=["member", "actor_type"]
+    )
+    sessions.add_metric(["a@example.com", "user"], 3)
+    sessions.add_metric(["b@example.com", "user"], 0)
+    out = io.StringIO()
+    write_openmetrics(out, backfill.with_member_aggregates([decisions, sessions]), (), 60)
+    lines = set(out.getvalue().splitlines())
+    prefix = "claude_code_analytics:"
+    assert {line for line in lines if line.startswith(prefix)} == {
+        prefix + 'today_tool_decisions:sum_without_member{actor_type="user",tool="edit",'
+        'decision="accepted"} 7 60',
+        prefix + 'today_tool_decisions:sum_without_member{actor_type="api_key",tool="edit",'
+        'decision="accepted"} 5 60',
+        prefix + 'yesterday_sessions:sum_without_member{actor_type="user"} 3 60',
+        prefix + 'yesterday_sessions:count_without_member{actor_type="user"} 2 60',
+    }

@@ -28,7 +28,8 @@ from conftest import midnight
 from exporter.backfill import context_start
 from exporter.simulator import SimulatedOrganization, serve
 from grafana_queries import ALL, TimeRange, prometheus_call
-from procs import start_exporter, start_prometheus
+from procs import start_exporter, start_prometheus, wait_for_scrapes_and_rules
+from tools.generate import RULES_DIR
 
 pytestmark = pytest.mark.e2e
 KEY = "sk-ant-admin01-backfill-e2e-key"
@@ -106,7 +107,7 @@ def prometheus(exporter, backfilled, tmp_path_factory):
     _, blocks, _ = backfilled
     target = exporter.url.removeprefix("http://")
     config = {
-        "global": {"scrape_interval": f"{SCRAPE_S}s"},
+        "global": {"scrape_interval": f"{SCRAPE_S}s", "evaluation_interval": f"{SCRAPE_S}s"},
         "scrape_configs": [
             {
                 "job_name": "claude-code-analytics",
@@ -116,19 +117,10 @@ def prometheus(exporter, backfilled, tmp_path_factory):
         ],
     }
     folder = tmp_path_factory.mktemp("prometheus")
-    with start_prometheus(folder, config, blocks=blocks, extra_args=RETENTION) as proc:
-        wait_for_scrapes(proc)
+    rules = (RULES_DIR / "rules.yaml",)
+    with start_prometheus(folder, config, rules, blocks=blocks, extra_args=RETENTION) as proc:
+        wait_for_scrapes_and_rules(proc, "claude-code-analytics", count=3)
         yield proc
-
-
-def wait_for_scrapes(prometheus, count: int = 3, timeout: float = 60.0) -> None:
-    wanted = f"count_over_time(claude_code_analytics_exporter_up[1m]) >= {count}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if instant(prometheus, wanted):
-            return
-        time.sleep(0.5)
-    raise AssertionError("Prometheus did not scrape the exporter in time")
 
 
 def instant(prometheus, expr: str) -> list[dict]:

@@ -251,13 +251,16 @@ def test_every_metric_a_query_names_is_documented_or_recorded():
     assert used - known == set()
 
 
-def test_queries_select_the_exporters_job_unless_they_read_a_recording_rule():
+def test_queries_select_the_exporters_job():
+    """Every exported series is read with the job's selector, and so is every recorded series that
+    is read with a selector (the month-to-date rules are organization totals, read bare)."""
     for name, panel, target in all_targets():
         names = [n for n in METRIC_NAME.findall(target["expr"]) if ":" not in n]
+        exported = re.findall(r"\b(?:claude_code_analytics[a-z0-9_]*|up)\{", target["expr"])
+        assert len(exported) == len(names), f"{name}: {panel['title']}"
         selectors = re.findall(
             r"\b(?:claude_code_analytics[a-z0-9_:]*|up)\{([^}]*)\}", target["expr"]
         )
-        assert len(selectors) == len(names), f"{name}: {panel['title']}"
         assert all('job="claude-code-analytics"' in s for s in selectors), (
             f"{name}: {panel['title']}"
         )

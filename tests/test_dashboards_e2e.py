@@ -20,8 +20,8 @@ from test_dashboards import DASHBOARDS, METRIC_NAME, panels, recorded_metrics
 import console
 from conftest import midnight
 from exporter.simulator import SimulatedOrganization, serve
-from grafana_queries import ALL, TimeRange, prometheus_call, variable_values
-from procs import start_exporter, start_prometheus
+from grafana_queries import ALL, PrometheusCall, TimeRange, prometheus_call, variable_values
+from procs import start_exporter, start_prometheus, wait_for_scrapes_and_rules
 from tools.generate import RULES_DIR
 
 pytestmark = pytest.mark.e2e
@@ -64,21 +64,8 @@ def prometheus(exporter, tmp_path_factory):
     }
     rules = (RULES_DIR / "rules.yaml",)
     with start_prometheus(tmp_path_factory.mktemp("prometheus"), config, rules) as proc:
-        wait_for_scrapes(proc)
+        wait_for_scrapes_and_rules(proc, "claude-code-analytics", count=6)
         yield proc
-
-
-def wait_for_scrapes(prometheus, count: int = 6, timeout: float = 60.0) -> None:
-    """Until the exporter was scraped `count` times and the recording rules have values."""
-    wanted = f"count_over_time(up{{job='claude-code-analytics'}}[1m]) >= {count}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if instant(prometheus, wanted) and instant(
-            prometheus, "claude_code_analytics:month_to_date_cost_usd:sum"
-        ):
-            return
-        time.sleep(0.5)
-    raise AssertionError("Prometheus did not scrape the exporter and evaluate the rules in time")
 
 
 def instant(prometheus, expr: str) -> list[dict]:
@@ -138,12 +125,20 @@ def panel(name: str, title: str) -> dict:
     return next(p for p in DASHBOARDS[name]["panels"] if p["title"] == title)
 
 
-def run(prometheus, org, name: str, title: str, ref_id: str, time_range: TimeRange) -> list[dict]:
+def call_for(prometheus, org, name, title, ref_id, time_range, members=None) -> PrometheusCall:
+    """Grafana's call for one target; `members` picks members instead of the defaults."""
     chosen = panel(name, title)
     target = next(t for t in chosen["targets"] if t["refId"] == ref_id)
     selected = selection(prometheus, org, name, time_range)
-    call = prometheus_call(DASHBOARDS[name], chosen, target, selected, time_range, SCRAPE_S)
-    return call.run(prometheus.url)
+    if members is not None:
+        selected["member"] = members
+    return prometheus_call(DASHBOARDS[name], chosen, target, selected, time_range, SCRAPE_S)
+
+
+def run(
+    prometheus, org, name: str, title: str, ref_id: str, time_range: TimeRange, members=None
+) -> list[dict]:
+    return call_for(prometheus, org, name, title, ref_id, time_range, members).run(prometheus.url)
 
 
 def at_midnight_today(result: list[dict]) -> float | None:
@@ -306,6 +301,91 @@ def test_team_insights_lines_this_month_equal_the_console_definition(prometheus,
     expected = console.lines_accepted(records)
     shown = team_insights_column(prometheus, org, "B")
     assert shown == {m: float(expected.get(m, 0)) for m in shown}
+
+
+# Members picked, and All: the recording rules' path against the members' own series.
+
+
+def through_member_rules() -> list[tuple[str, str, str]]:
+    """The targets that read a member recording rule for All and the members' series otherwise."""
+    return [
+        (name, title, ref_id)
+        for name, title, ref_id in all_queries()
+        for t in panel(name, title)["targets"]
+        if t["refId"] == ref_id and "all_members!~" in t["expr"]
+    ]
+
+
+def every_member(prometheus) -> list[str]:
+    variable = next(
+        v for v in DASHBOARDS["analytics.json"]["templating"]["list"] if v["name"] == "member"
+    )
+    return variable_values(prometheus.url, variable, last_30_days())
+
+
+def figures(result: list[dict]) -> dict[str, float]:
+    """A result's points by time (range queries) or its single value (instant queries)."""
+    out = {}
+    for series in result:
+        for t, v in series.get("values", [series.get("value")]):
+            out[str(t)] = float(v)
+    return out
+
+
+def test_the_console_page_reads_members_through_the_rules():
+    assert {name for name, _, _ in through_member_rules()} == {"analytics.json"}
+    assert len(through_member_rules()) >= 10
+
+
+@pytest.mark.parametrize(("name", "title", "ref_id"), through_member_rules())
+def test_all_shows_what_every_member_picked_shows(prometheus, org, name, title, ref_id):
+    """All reads the recorded sums; every member picked by name reads each member's series."""
+    if is_per_day(name, title, ref_id) and not per_day_windows_open():
+        pytest.skip("per-day windows hold no samples before 00:59 UTC by design")
+    everyone, time_range = every_member(prometheus), last_30_days()
+    via_rules = figures(run(prometheus, org, name, title, ref_id, time_range))
+    via_members = figures(run(prometheus, org, name, title, ref_id, time_range, everyone))
+    assert via_rules != {}
+    assert via_rules == pytest.approx(via_members, rel=1e-9)
+
+
+def samples_read(prometheus, call: PrometheusCall) -> int:
+    params = {**call.params, "stats": "all"}
+    response = requests.get(prometheus.url + call.path, params=params, timeout=30)
+    return response.json()["data"]["stats"]["samples"]["totalQueryableSamples"]
+
+
+def test_all_reads_a_fraction_of_the_samples_of_every_member_picked(prometheus, org):
+    title, time_range = "Suggestion accept rate per day", last_30_days()
+    everyone = every_member(prometheus)
+    via_rules = call_for(prometheus, org, "analytics.json", title, "A", time_range)
+    via_members = call_for(prometheus, org, "analytics.json", title, "A", time_range, everyone)
+    assert 0 < samples_read(prometheus, via_rules) * 3 < samples_read(prometheus, via_members)
+
+
+def test_a_picked_members_figures_today_equal_the_console_definition(prometheus, org):
+    if not todays_records(org) or not per_day_windows_open():
+        pytest.skip("no records today yet")
+    spend = console.spend_cents(todays_records(org))
+    chosen = max(spend, key=spend.__getitem__)
+    records = [r for r in todays_records(org) if console.member(r) == chosen]
+    accepted, decided = console.tool_decisions(records)
+    expected = {
+        ("Activity", "A"): 1,
+        ("Activity", "B"): sum(console.sessions(records).values()),
+        ("Lines of code accepted per day", "A"): sum(console.lines_accepted(records).values()),
+        ("Spend", "B"): pytest.approx(float(sum(console.spend_cents(records).values()) / 100)),
+        ("Suggestion accept rate per day", "A"): (
+            pytest.approx(accepted / decided, rel=1e-9) if decided else None
+        ),
+    }
+    shown = {
+        (title, ref_id): at_midnight_today(
+            run(prometheus, org, "analytics.json", title, ref_id, last_30_days(), [chosen])
+        )
+        for title, ref_id in expected
+    }
+    assert shown == expected
 
 
 # Beyond the Console: the other dashboards' figures against their definitions over the raw records.

@@ -14,6 +14,10 @@ function(c) {
   metric(name): '%s_%s' % [c.metricPrefix, name],
   exporterMetric(name): '%s_%s' % [c.exporterMetricPrefix, name],
   period(name): c.metricPrefix + '_%s_' + name,
+  // promql.membersDaily() of the per-member quantity `name`, reading its recording rule over every member.
+  membersDaily(name, selector, member=null, agg='sum'):
+    local recorded = promql.memberAggregate(c.metricPrefix, name, if std.startsWith(agg, 'count') then 'count' else 'sum');
+    promql.membersDaily(self.period(name), recorded, selector, member, agg),
 
   // Selectors, each starting with the exporter's: `selector('tool="edit"')`.
   selector(extra=''): std.join(', ', [c.exporterSelector] + (if extra == '' then [] else [extra])),
