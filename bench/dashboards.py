@@ -2,10 +2,10 @@
 
 History comes from `python -m exporter backfill` over the exporter's store: each stored day
 before today as the exporter saw it at 23:59:00 UTC of that day, written as TSDB blocks. The live
-exporter is scraped beside it, so instant panels see today. Every panel's target is then sent
-the way Grafana sends it over the dashboard's default range (tests/grafana_queries.py, POST as
-the provisioned datasource does), and each recording rule's expression is timed as one
-evaluation."""
+exporter is scraped beside it, so instant panels see today, and the mixin's recording rules are
+loaded, as the dashboards expect. Every panel's target is then sent the way Grafana sends it over
+the dashboard's default range (tests/grafana_queries.py, POST as the provisioned datasource does),
+and each recording rule's expression is timed as one evaluation."""
 
 from __future__ import annotations
 
@@ -30,9 +30,10 @@ from grafana_queries import (
     variable_text,
     variable_values,
 )
-from procs import Proc, start_prometheus
+from procs import Proc, start_prometheus, wait_for_scrapes_and_rules
 
 JOB = "claude-code-analytics"
+RULES = ROOT / "alerts" / "generated" / "rules.yaml"
 SCRAPE_INTERVAL_S = 15
 RETENTION = "400d"
 SLOW_QUERY_S = 1.0
@@ -77,12 +78,17 @@ def backfill(workdir: Path, store: Path, tsdb: Path, instance: str, env: dict[st
 def prometheus_on(workdir: Path, tsdb: Path, exporter_target: str) -> Proc:
     """A real Prometheus on the backfilled TSDB folder, scraping the live exporter."""
     config = {
-        "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "scrape_timeout": "10s"},
+        "global": {
+            "scrape_interval": f"{SCRAPE_INTERVAL_S}s",
+            "scrape_timeout": "10s",
+            "evaluation_interval": f"{SCRAPE_INTERVAL_S}s",
+        },
         "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [exporter_target]}]}],
     }
     return start_prometheus(
         workdir,
         config,
+        (RULES,),
         extra_args=(f"--storage.tsdb.retention.time={RETENTION}",),
         storage=tsdb,
         ready_timeout=600,
@@ -198,7 +204,7 @@ def time_dashboard(base_url: str, path: Path, now: float) -> Iterator[QueryTimin
 
 
 def time_rules(base_url: str) -> Iterator[QueryTiming]:
-    rules = yaml.safe_load((ROOT / "alerts" / "generated" / "rules.yaml").read_text())
+    rules = yaml.safe_load(RULES.read_text())
     for group in rules["groups"]:
         for rule in group["rules"]:
             seconds, series = timed(
@@ -222,6 +228,7 @@ def measure_dashboards(
     }
     with prometheus_on(workdir, tsdb, target) as prometheus:
         wait_for_scrape(prometheus.url)
+        wait_for_scrapes_and_rules(prometheus, JOB, count=1, timeout=300)
         now = time.time()
         timings = list(time_rules(prometheus.url))
         for path in sorted((ROOT / "dashboards" / "generated").glob("*.json")):
