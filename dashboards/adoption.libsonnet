@@ -7,7 +7,8 @@ local g = import 'lib/g.libsonnet';
     local d = (import 'lib/common.libsonnet')(c),
     local q = d.promql,
     local sel = d.actorTypeSelector(),
-    local firstActive = q.endOfDay(d.metric('member_first_active_timestamp_seconds'), sel, window='47h', offset='47h59m'),
+    // Members whose first active day is the day, counted by a recording rule (rules/rules.libsonnet).
+    local newMembers = q.daily(c.metricPrefix + ':%s_new_members:count', sel),
     // 0 on the days that have any data, so that a day without new members shows 0 rather than nothing.
     local zeroWhereData = '0 * %s' % std.stripChars(q.daily(d.period('active_members'), sel), '\n'),
     local inactive =
@@ -48,10 +49,10 @@ local g = import 'lib/g.libsonnet';
       |||,
       'short',
       [
-        d.target('count(%s == time())\nor\n%s' % [firstActive, zeroWhereData], 'new', 'A'),
+        d.target('%s\nor\n%s' % [newMembers, zeroWhereData], 'new', 'A'),
+        // Every member active on a day is new or returning that day.
         d.target(
-          'count(\n%s\nunless on (member, actor_type)\n(%s == time())\n)\nor\n%s'
-          % [q.dailySeries(d.period('sessions'), sel), firstActive, zeroWhereData],
+          '%s\n-\n(\n%s\nor\n%s\n)' % [q.daily(d.period('active_members'), sel), newMembers, zeroWhereData],
           'returning',
           'B',
         ),

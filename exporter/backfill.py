@@ -451,7 +451,7 @@ def _write_days(
                 path = Path(tmp) / f"{day}.om"
                 with path.open("w", encoding="utf-8") as out:
                     families = with_member_aggregates(
-                        data_families(cast(Store, view), day, settings, members)
+                        data_families(cast(Store, view), day, settings, members), day
                     )
                     write_openmetrics(out, families, extra, sample_time(day))
                 if promtool is not None:
@@ -527,23 +527,35 @@ def member_aggregate_name(period: str, quantity: str, agg: str) -> str:
     return f"{PREFIX}:{period}_{quantity}:{agg}_without_member"
 
 
-def with_member_aggregates(families: Iterable[Metric]) -> Iterator[Metric]:
-    """The families, each followed by what the member recording rules record from it: its samples
-    summed (or counted) by every label but `member`, as `sum without (member)` does."""
+def new_members_name(period: str) -> str:
+    return f"{PREFIX}:{period}_new_members:count"
+
+
+def with_member_aggregates(families: Iterable[Metric], today: date) -> Iterator[Metric]:
+    """The families of the exporter's view on `today`, each followed by what the member recording
+    rules record from it: its samples summed (or counted) by every label but `member`, as
+    `sum without (member)` does, and the members whose first active day is today or yesterday."""
     wanted: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for period in AGGREGATED_PERIODS:
         for quantity, agg in MEMBER_AGGREGATES:
             name = f"{PREFIX}_{period}_{quantity}"
             wanted[name].append((member_aggregate_name(period, quantity, agg), agg))
+    first_days = {"today": day_start(today), "yesterday": day_start(today - timedelta(days=1))}
     for family in families:
         yield family
         for name, agg in wanted.get(family.name, ()):
             yield _without_member(family, name, agg)
+        if family.name == f"{PREFIX}_member_first_active_timestamp_seconds":
+            for period, first_day in first_days.items():
+                yield _without_member(family, new_members_name(period), "count", first_day)
 
 
-def _without_member(family: Metric, name: str, agg: str) -> Metric:
+def _without_member(family: Metric, name: str, agg: str, only: float | None = None) -> Metric:
+    """`agg without (member)` of the family, over its samples equal to `only` when given."""
     groups: dict[tuple[tuple[str, str], ...], float] = defaultdict(int)
     for sample in family.samples:
+        if only is not None and sample.value != only:
+            continue
         key = tuple((k, v) for k, v in sample.labels.items() if k != "member")
         groups[key] += sample.value if agg == "sum" else 1
     aggregated = GaugeMetricFamily(

@@ -1,9 +1,9 @@
 // Recording rules. The first group records figures that several panels and alerts share; they are
 // month-to-date figures read as instant values (stat panels, alerts), never as per-day history, so the
 // backfill does not write them. The second group sums (or counts) the per-member series of each
-// quantity that per-day panels show over every member, so that those panels read a few series instead
-// of one per member (promql.membersDaily()); the backfill writes these for past days too
-// (exporter/backfill.py, MEMBER_AGGREGATES).
+// quantity that per-day panels show over every member, and counts each day's new members, so that
+// those panels read a few series instead of one per member (promql.membersDaily()); the backfill
+// writes these for past days too (exporter/backfill.py, with_member_aggregates()).
 local promql = import '../lib/promql.libsonnet';
 
 {
@@ -75,6 +75,24 @@ local promql = import '../lib/promql.libsonnet';
           }
           for period in ['today', 'yesterday']
           for a in memberAggregates
+        ] + [
+          // Members whose first active day is the period's day: new members per day.
+          {
+            record: '%s:%s_new_members:count' % [c.metricPrefix, period],
+            expr: |||
+              count without (member) (
+                %(first)s{%(sel)s}
+                == ignoring (member, actor_type) group_left ()
+                (%(today)s{%(sel)s}%(shift)s)
+              )
+            ||| % {
+              first: c.metricPrefix + '_member_first_active_timestamp_seconds',
+              today: c.metricPrefix + '_day_start_timestamp_seconds',
+              sel: c.exporterSelector,
+              shift: if period == 'yesterday' then ' - 86400' else '',
+            },
+          }
+          for period in ['today', 'yesterday']
         ],
       },
     ],

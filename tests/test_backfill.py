@@ -427,8 +427,11 @@ def written_aggregates() -> dict[str, str]:
 
 
 def test_the_backfill_writes_what_the_member_rules_record():
-    rules = recording_rules()["claude-code-analytics.members"]
-    assert {rule["record"]: rule["expr"] for rule in rules} == written_aggregates()
+    rules = {r["record"]: r["expr"] for r in recording_rules()["claude-code-analytics.members"]}
+    sums = written_aggregates()
+    new = {backfill.new_members_name(period) for period in backfill.AGGREGATED_PERIODS}
+    assert set(rules) == set(sums) | new
+    assert {name: rules[name] for name in sums} == sums
 
 
 def test_every_recorded_series_read_over_past_days_is_written_by_the_backfill():
@@ -443,7 +446,7 @@ def test_every_recorded_series_read_over_past_days_is_written_by_the_backfill():
                 if not target.get("instant") or "[$__range:1d]" in expr:
                     past |= {name for name in recorded if name in expr}
     assert past
-    assert past <= set(written_aggregates())
+    assert past <= {r["record"] for r in recording_rules()["claude-code-analytics.members"]}
 
 
 def test_the_written_aggregates_sum_and_count_over_members():
@@ -460,8 +463,19 @@ def test_the_written_aggregates_sum_and_count_over_members():
     )
     sessions.add_metric(["a@example.com", "user"], 3)
     sessions.add_metric(["b@example.com", "user"], 0)
+    first = GaugeMetricFamily(
+        "claude_code_analytics_member_first_active_timestamp_seconds",
+        "First day.",
+        labels=["member", "actor_type"],
+    )
+    today = date(2026, 11, 20)
+    first.add_metric(["a@example.com", "user"], day_start(today))
+    first.add_metric(["b@example.com", "user"], day_start(date(2026, 11, 19)))
+    first.add_metric(["c@example.com", "user"], day_start(date(2026, 11, 19)))
+    first.add_metric(["key-1", "api_key"], day_start(date(2026, 11, 2)))
+    families = backfill.with_member_aggregates([decisions, sessions, first], today)
     out = io.StringIO()
-    write_openmetrics(out, backfill.with_member_aggregates([decisions, sessions]), (), 60)
+    write_openmetrics(out, families, (), 60)
     lines = set(out.getvalue().splitlines())
     prefix = "claude_code_analytics:"
     assert {line for line in lines if line.startswith(prefix)} == {
@@ -471,4 +485,6 @@ def test_the_written_aggregates_sum_and_count_over_members():
         'decision="accepted"} 5 60',
         prefix + 'yesterday_sessions:sum_without_member{actor_type="user"} 3 60',
         prefix + 'yesterday_sessions:count_without_member{actor_type="user"} 2 60',
+        prefix + 'today_new_members:count{actor_type="user"} 1 60',
+        prefix + 'yesterday_new_members:count{actor_type="user"} 2 60',
     }

@@ -41,11 +41,15 @@ def org(frozen_now):
         yield organization
 
 
+def history_days(now: datetime) -> int:
+    return now.day + 7
+
+
 @pytest.fixture(scope="module")
 def exporter(org, frozen_now, tmp_path_factory):
     """The exporter with this month's history and a week more (Team insights needs the month)."""
     env = {"ANTHROPIC_BASE_URL": org.url, "ANTHROPIC_ADMIN_API_KEY": KEY}
-    history = f"--history.days={frozen_now.day + 7}"
+    history = f"--history.days={history_days(frozen_now)}"
     tmp = tmp_path_factory.mktemp("exporter")
     with start_exporter(tmp, "--poll.interval=1h", history, env=env) as proc:
         yield proc
@@ -467,6 +471,22 @@ def test_todays_active_members_by_terminal_equal_the_raw_records(prometheus, org
     result = run(prometheus, org, "adoption.json", title, "A", last_30_days())
     expected = console.active_by_terminal(todays_records(org)) if per_day_windows_open() else {}
     assert by_label_at_midnight_today(result, "terminal_type") == expected
+
+
+def test_todays_new_and_returning_members_equal_the_raw_records(prometheus, org, frozen_now):
+    """New: active today and on none of the exporter's earlier history days; returning: the rest."""
+    if not todays_records(org) or not per_day_windows_open():
+        pytest.skip("no records today yet")
+    today = frozen_now.date()
+    earlier = [today - timedelta(days=n) for n in range(1, history_days(frozen_now))]
+    before = {console.member(r) for day in earlier for r in org.visible_records(day)}
+    active = {console.member(r) for r in todays_records(org)}
+    title = "New and returning members per day"
+    shown = [
+        at_midnight_today(run(prometheus, org, "adoption.json", title, ref_id, last_30_days()))
+        for ref_id in ("A", "B")
+    ]
+    assert shown == [len(active - before), len(active & before)]
 
 
 @pytest.mark.parametrize(("ref_id", "days"), [("B", 7), ("C", 30)])
