@@ -23,11 +23,11 @@ import yaml
 from bench import ROOT
 from exporter.store import Store
 from grafana_queries import (
+    ALL,
     PrometheusCall,
     TimeRange,
     parse_duration,
     prometheus_call,
-    variable_text,
     variable_values,
 )
 from procs import Proc, start_prometheus, wait_for_scrapes_and_rules
@@ -48,8 +48,9 @@ class QueryTiming:
     seconds: float
     series: int
     expr: str
-    # The same query with ".*" for every All variable, as a variable's `allValue` would send it.
-    all_value_seconds: float | None = None
+    # The same query with every value of each All variable picked by name: what a user who picks
+    # members pays at most (the members' own series instead of the recorded sums).
+    every_value_seconds: float | None = None
 
 
 def backfill(workdir: Path, store: Path, tsdb: Path, instance: str, env: dict[str, str]) -> None:
@@ -145,53 +146,37 @@ def panels(dashboard: dict) -> Iterator[dict]:
             yield panel
 
 
-def selections(base_url: str, dashboard: dict, time_range: TimeRange) -> dict[str, list[str]]:
-    """Each query variable's default: every value for All, else the first value."""
-    selected = {}
+def selections(
+    base_url: str, dashboard: dict, time_range: TimeRange
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Each query variable's default (All, or the first value) as Grafana sends it, and the same
+    with every value picked by name instead of All."""
+    defaults, every = {}, {}
     for variable in dashboard.get("templating", {}).get("list", []):
         if variable["type"] != "query":
             continue
         values = variable_values(base_url, variable, time_range) or [""]
         current = (variable.get("current") or {}).get("value")
-        selected[variable["name"]] = values if current == "$__all" else values[:1]
-    return selected
-
-
-def expanded_alls(dashboard: dict, selected: dict[str, list[str]]) -> list[str]:
-    """The text Grafana writes for each variable whose All option expands to several values."""
-    definitions = {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
-    return [
-        variable_text(definitions[name], values)
-        for name, values in selected.items()
-        if len(values) > 1 and (definitions[name].get("current") or {}).get("value") == "$__all"
-    ]
-
-
-def with_all_value(call: PrometheusCall, alls: list[str]) -> PrometheusCall | None:
-    query = call.params["query"]
-    for text in alls:
-        query = query.replace(text, ".*")
-    if query == call.params["query"]:
-        return None
-    return PrometheusCall(call.path, {**call.params, "query": query})
+        defaults[variable["name"]] = [ALL] if current == ALL else values[:1]
+        every[variable["name"]] = values if current == ALL else values[:1]
+    return defaults, every
 
 
 def time_dashboard(base_url: str, path: Path, now: float) -> Iterator[QueryTiming]:
     dashboard = json.loads(path.read_text())
     time_range = default_range(dashboard, now)
     started = time.perf_counter()
-    selected = selections(base_url, dashboard, time_range)
+    defaults, every = selections(base_url, dashboard, time_range)
     yield QueryTiming(path.stem, "(variables)", "", time.perf_counter() - started, 0, "")
-    alls = expanded_alls(dashboard, selected)
     for panel in panels(dashboard):
         for target in panel.get("targets", []):
             if not target.get("expr"):
                 continue
-            call = prometheus_call(
-                dashboard, panel, target, selected, time_range, SCRAPE_INTERVAL_S
+            call, picked = (
+                prometheus_call(dashboard, panel, target, chosen, time_range, SCRAPE_INTERVAL_S)
+                for chosen in (defaults, every)
             )
             seconds, series = timed(base_url, call)
-            alternative = with_all_value(call, alls)
             yield QueryTiming(
                 path.stem,
                 panel["title"],
@@ -199,7 +184,7 @@ def time_dashboard(base_url: str, path: Path, now: float) -> Iterator[QueryTimin
                 seconds,
                 series,
                 target["expr"],
-                timed(base_url, alternative)[0] if alternative else None,
+                timed(base_url, picked)[0] if picked != call else None,
             )
 
 
