@@ -34,14 +34,16 @@ class RecordError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
+# The records are not frozen dataclasses only because a frozen dataclass takes about six times as
+# long to build, and a day holds thousands of them; nothing changes a record once it is parsed.
+@dataclass(slots=True)
 class ModelUsage:
     model: str
     tokens: dict[str, int]
     cost_microcents: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class UsageRecord:
     day: date
     actor_type: str
@@ -107,12 +109,124 @@ def parse_usage_page(payload: object, day: date) -> UsagePage:
     if has_more and not next_page:
         raise PageError("usage report page says has_more but gives no next_page")
     records, rejected = [], []
+    dates = (day.isoformat(), f"{day.isoformat()}T00:00:00Z")
     for raw in payload["data"]:
-        try:
-            records.append(parse_usage_record(raw, day))
-        except RecordError as exc:
-            rejected.append((exc, raw if isinstance(raw, dict) else {}))
+        record = _plain_record(raw, day, dates)
+        if record is None:
+            try:
+                record = parse_usage_record(raw, day)
+            except RecordError as exc:
+                rejected.append((exc, raw if isinstance(raw, dict) else {}))
+                continue
+        records.append(record)
     return UsagePage(records, rejected, has_more, next_page)
+
+
+def _plain_record(raw: object, day: date, dates: tuple[str, str]) -> UsageRecord | None:
+    """The usual record, one that parse_usage_record would accept as it is, parsed with as few
+    checks as that takes; None for anything else (another date form, a missing field, a float),
+    which parse_usage_record then parses or rejects with its reason. A day holds thousands of
+    records, so this path is most of the exporter's ingest time: it avoids a call per field."""
+    if type(raw) is not dict or raw.get("date") not in dates:
+        return None
+    actor = raw.get("actor")
+    if type(actor) is not dict:
+        return None
+    kind = actor.get("type")
+    if kind == "user_actor":
+        actor_type, name = "user", actor.get("email_address")
+    elif kind == "api_actor":
+        actor_type, name = "api_key", actor.get("api_key_name")
+    else:
+        return None
+    core = raw.get("core_metrics")
+    lines = core.get("lines_of_code") if type(core) is dict else None
+    if type(name) is not str or not name or type(lines) is not dict:
+        return None
+    counts = (
+        core.get("num_sessions"),
+        lines.get("added"),
+        lines.get("removed"),
+        core.get("commits_by_claude_code"),
+        core.get("pull_requests_by_claude_code"),
+    )
+    sessions, added, removed, commits, pulls = counts
+    if not (
+        type(sessions) is type(added) is type(removed) is type(commits) is type(pulls) is int
+        and min(counts) >= 0
+        and max(counts) <= MAX_COUNT
+    ):
+        return None
+    terminal, customer = raw.get("terminal_type"), raw.get("customer_type")
+    subscription = raw.get("subscription_type")
+    for text in (terminal, customer, subscription):
+        if text is not None and type(text) is not str:
+            return None
+    tools = _plain_tools(raw.get("tool_actions"))
+    breakdown = raw.get("model_breakdown") or []
+    if tools is None or type(breakdown) is not list:
+        return None
+    models = []
+    for entry in breakdown:
+        model = _plain_model(entry)
+        if model is None:
+            return None
+        models.append(model)
+    return UsageRecord(
+        day, actor_type, name, terminal or "unknown", customer, subscription, *counts, tools,
+        tuple(models),
+    )  # fmt: skip
+
+
+def _plain_tools(actions: object) -> dict[str, tuple[int, int]] | None:
+    if actions is None:
+        return {}
+    if type(actions) is not dict:
+        return None
+    tools = {}
+    for key, decisions in actions.items():
+        if type(decisions) is not dict:
+            return None
+        accepted, rejected = decisions.get("accepted", 0), decisions.get("rejected", 0)
+        if not (
+            type(accepted) is type(rejected) is int
+            and 0 <= accepted <= MAX_COUNT
+            and 0 <= rejected <= MAX_COUNT
+        ):
+            return None
+        tools[key.removesuffix(TOOL_SUFFIX)] = (accepted, rejected)
+    return tools
+
+
+def _plain_model(entry: object) -> ModelUsage | None:
+    if type(entry) is not dict:
+        return None
+    model, tokens, cost = entry.get("model"), entry.get("tokens") or {}, entry.get("estimated_cost")
+    if type(model) is not str or not model or type(tokens) is not dict:
+        return None
+    counts = (
+        tokens.get("input", 0),
+        tokens.get("output", 0),
+        tokens.get("cache_read", 0),
+        tokens.get("cache_creation", 0),
+    )
+    given, output, read, creation = counts
+    if not (
+        type(given) is type(output) is type(read) is type(creation) is int
+        and min(counts) >= 0
+        and max(counts) <= MAX_COUNT
+    ):
+        return None
+    if cost is None:
+        cents = 0
+    elif type(cost) is dict and cost.get("currency", "USD") == "USD":
+        cents = cost.get("amount", 0)
+        if type(cents) is not int or not 0 <= cents <= MAX_COST_CENTS:
+            return None
+    else:
+        return None
+    usage = {"input": given, "output": output, "cache_read": read, "cache_creation": creation}
+    return ModelUsage(model, usage, cents * MICROCENTS_PER_CENT)
 
 
 def parse_usage_record(raw: object, expected_day: date | None = None) -> UsageRecord:

@@ -17,8 +17,11 @@ from exporter.parse import (
     MICROCENTS_PER_CENT,
     TOKEN_TYPES,
     PageError,
+    RecordError,
     UsageRecord,
+    _plain_record,
     parse_usage_page,
+    parse_usage_record,
     parse_users_page,
 )
 
@@ -82,6 +85,25 @@ def damaged_records(draw: st.DrawFn) -> dict:
         if not paths(record):
             break
     return record
+
+
+EDGE_VALUES = (-1, 0, MAX_COUNT, MAX_COUNT + 1, MAX_COST_CENTS + 1, True, 1.5, "3", None, [], {})
+
+
+@st.composite
+def edge_records(draw: st.DrawFn) -> dict:
+    """A documented record with one of its values replaced by a value at or past an edge."""
+    record = copy.deepcopy(draw(st.sampled_from(VALID_PAGE["data"])))
+    leaves = [p for p in paths(record) if not isinstance(_at(record, p), dict | list)]
+    path = draw(st.sampled_from(leaves))
+    _at(record, path[:-1])[path[-1]] = draw(st.sampled_from(EDGE_VALUES))
+    return record
+
+
+def _at(node: object, path: tuple) -> object:
+    for key in path:
+        node = node[key]  # type: ignore[index]
+    return node
 
 
 pages = st.fixed_dictionaries(
@@ -148,6 +170,28 @@ def test_any_json_value_as_a_users_page_raises_nothing_but_page_error(payload):
     except PageError:
         return
     assert all(isinstance(member.email, str) for member in parsed.members)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(damaged_records(), edge_records(), json_values))
+def test_the_quick_path_parses_a_record_as_the_checked_path_does_or_leaves_it(raw):
+    """parse_usage_page tries `_plain_record` first: whatever it returns must be what the checked
+    parse_usage_record returns, so the quick path changes no figure and rejects nothing. Many
+    examples, because each edge (a count past MAX_COUNT, a cost past MAX_COST_CENTS, a bool) sits
+    in one field of dozens."""
+    quick = _plain_record(raw, DAY, (DAY.isoformat(), f"{DAY.isoformat()}T00:00:00Z"))
+    if quick is None:
+        return
+    try:
+        checked = parse_usage_record(raw, DAY)
+    except RecordError as exc:
+        raise AssertionError(f"the quick path took what the checked path rejects: {exc}") from exc
+    assert quick == checked
+
+
+def test_the_quick_path_takes_the_documented_records():
+    dates = (DAY.isoformat(), f"{DAY.isoformat()}T00:00:00Z")
+    assert all(_plain_record(raw, DAY, dates) is not None for raw in VALID_PAGE["data"])
 
 
 def test_the_fuzzer_reaches_accepted_and_rejected_records():
