@@ -19,9 +19,13 @@ from datetime import date
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
-from .parse import TOKEN_TYPES, Member, UsageRecord
+from .parse import Member, UsageRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Tool decisions are columns of their record, one pair per tool the API documents, NULL when the
+# record does not mention the tool; other tools go to `other_tools` as JSON. A table of one row per
+# record and tool (version 1) made storing a day twice as slow.
+TOOLS = ("edit", "write", "notebook_edit", "multi_edit")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS days (
     day TEXT PRIMARY KEY,
@@ -39,18 +43,18 @@ CREATE TABLE IF NOT EXISTS records (
     lines_added INTEGER NOT NULL,
     lines_removed INTEGER NOT NULL,
     commits INTEGER NOT NULL,
-    pull_requests INTEGER NOT NULL
+    pull_requests INTEGER NOT NULL,
+    edit_accepted INTEGER,
+    edit_rejected INTEGER,
+    write_accepted INTEGER,
+    write_rejected INTEGER,
+    notebook_edit_accepted INTEGER,
+    notebook_edit_rejected INTEGER,
+    multi_edit_accepted INTEGER,
+    multi_edit_rejected INTEGER,
+    other_tools TEXT
 );
 CREATE INDEX IF NOT EXISTS records_by_day ON records (day);
-CREATE TABLE IF NOT EXISTS tool_actions (
-    day TEXT NOT NULL,
-    actor_type TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    accepted INTEGER NOT NULL,
-    rejected INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tool_actions_by_day ON tool_actions (day);
 CREATE TABLE IF NOT EXISTS model_usage (
     day TEXT NOT NULL,
     actor_type TEXT NOT NULL,
@@ -128,6 +132,15 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=10000")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store at {path} was written by a newer version of the exporter"
+                    f" (schema {version}, this one knows {SCHEMA_VERSION})"
+                )
+            if version == 1:
+                with self._transaction() as db:
+                    _tools_into_records(db)
             self._db.executescript(SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except (OSError, sqlite3.Error) as exc:
@@ -141,23 +154,32 @@ class Store:
     def replace_day(self, day: date, records: Iterable[UsageRecord], fetched_at: float) -> int:
         """Replace everything stored for `day` in one transaction. Returns the number of records."""
         key = day.isoformat()
-        rows, tools, models = [], [], []
+        rows, models = [], []
+        none = (None, None)
+        # Spelled out field by field: this loop runs for every record of a day.
         for r in records:
-            actor = (key, r.actor_type, r.actor)
+            kind, actor, tools = r.actor_type, r.actor, r.tools
+            edit, write = tools.get("edit", none), tools.get("write", none)
+            notebook, multi = tools.get("notebook_edit", none), tools.get("multi_edit", none)
+            known = (edit is not none) + (write is not none) + (notebook is not none)
+            others = None
+            if len(tools) > known + (multi is not none):  # a tool the API did not document
+                others = json.dumps({t: pair for t, pair in tools.items() if t not in TOOLS})
             rows.append(
-                (*actor, r.terminal_type, r.customer_type, r.subscription_type)
-                + tuple(getattr(r, f) for f in CORE_FIELDS)
-            )
-            tools += [(*actor, tool, acc, rej) for tool, (acc, rej) in r.tools.items()]
-            models += [
-                (*actor, m.model, *(m.tokens[t] for t in TOKEN_TYPES), m.cost_microcents)
-                for m in r.models
-            ]
+                (key, kind, actor, r.terminal_type, r.customer_type, r.subscription_type,
+                 r.sessions, r.lines_added, r.lines_removed, r.commits, r.pull_requests,
+                 *edit, *write, *notebook, *multi, others)
+            )  # fmt: skip
+            for m in r.models:
+                n = m.tokens
+                models.append(
+                    (key, kind, actor, m.model, n["input"], n["output"], n["cache_read"],
+                     n["cache_creation"], m.cost_microcents)
+                )  # fmt: skip
         with self._transaction() as db:
-            for table in ("records", "tool_actions", "model_usage"):
+            for table in ("records", "model_usage"):
                 db.execute(f"DELETE FROM {table} WHERE day = ?", (key,))
-            db.executemany("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
-            db.executemany("INSERT INTO tool_actions VALUES (?,?,?,?,?,?)", tools)
+            db.executemany(f"INSERT INTO records VALUES ({','.join('?' * 20)})", rows)
             db.executemany("INSERT INTO model_usage VALUES (?,?,?,?,?,?,?,?,?)", models)
             db.execute("INSERT OR REPLACE INTO days VALUES (?, ?, ?)", (key, fetched_at, len(rows)))
         return len(rows)
@@ -239,12 +261,27 @@ class Store:
 
     @_reading
     def tool_totals(self, start: date, end: date) -> dict[tuple[str, str, str], tuple[int, int]]:
-        rows = self._db.execute(
-            "SELECT actor_type, actor, tool, SUM(accepted), SUM(rejected) FROM tool_actions"
-            " WHERE day BETWEEN ? AND ? GROUP BY actor_type, actor, tool",
-            (start.isoformat(), end.isoformat()),
-        )
-        return {(t, a, tool): (acc, rej) for t, a, tool, acc, rej in rows}
+        """(accepted, rejected) per actor and tool, for the tools the actor's records mention."""
+        span = (start.isoformat(), end.isoformat())
+        sums = ", ".join(f"SUM({t}_accepted), SUM({t}_rejected)" for t in TOOLS)
+        totals: dict[tuple[str, str, str], tuple[int, int]] = {}
+        for actor_type, actor, *values in self._db.execute(
+            f"SELECT actor_type, actor, {sums} FROM records WHERE day BETWEEN ? AND ?"
+            " GROUP BY actor_type, actor",
+            span,
+        ):
+            for tool, accepted, rejected in zip(TOOLS, values[::2], values[1::2], strict=True):
+                if accepted is not None:  # SUM of only NULLs: no record mentions the tool
+                    totals[(actor_type, actor, tool)] = (accepted, rejected)
+        for actor_type, actor, others in self._db.execute(
+            "SELECT actor_type, actor, other_tools FROM records"
+            " WHERE day BETWEEN ? AND ? AND other_tools IS NOT NULL",
+            span,
+        ):
+            for tool, (accepted, rejected) in json.loads(others).items():
+                before = totals.get((actor_type, actor, tool), (0, 0))
+                totals[(actor_type, actor, tool)] = (before[0] + accepted, before[1] + rejected)
+        return dict(sorted(totals.items()))
 
     @_reading
     def model_totals(
@@ -289,6 +326,40 @@ class Store:
             (t, a): (date.fromisoformat(first), date.fromisoformat(last))
             for t, a, first, last in rows
         }
+
+
+def _tools_into_records(db: sqlite3.Connection) -> None:
+    """Schema 1 to 2: move the tool_actions table's rows into their records' tool columns.
+
+    Version 1 did not say which of an actor's records of a day (one per terminal type) a tool row
+    came from, so each actor-day's tool totals go to the first of its records; every figure sums
+    records per actor and day or more, so every figure stays the same."""
+    for tool in TOOLS:
+        for decision in ("accepted", "rejected"):
+            db.execute(f"ALTER TABLE records ADD COLUMN {tool}_{decision} INTEGER")
+    db.execute("ALTER TABLE records ADD COLUMN other_tools TEXT")
+    first = {
+        (day, actor_type, actor): rowid
+        for rowid, day, actor_type, actor in db.execute(
+            "SELECT MIN(rowid), day, actor_type, actor FROM records GROUP BY day, actor_type, actor"
+        )
+    }
+    moved: dict[int, dict[str, tuple[int, int]]] = {}
+    for day, actor_type, actor, tool, accepted, rejected in db.execute(
+        "SELECT day, actor_type, actor, tool, SUM(accepted), SUM(rejected) FROM tool_actions"
+        " GROUP BY day, actor_type, actor, tool"
+    ):
+        rowid = first.get((day, actor_type, actor))
+        if rowid is not None:
+            moved.setdefault(rowid, {})[tool] = (accepted, rejected)
+    columns = ", ".join(f"{t}_accepted = ?, {t}_rejected = ?" for t in TOOLS)
+    rows = []
+    for rowid, tools in moved.items():
+        others = {t: pair for t, pair in tools.items() if t not in TOOLS}
+        known = [value for t in TOOLS for value in tools.get(t, (None, None))]
+        rows.append((*known, json.dumps(others) if others else None, rowid))
+    db.executemany(f"UPDATE records SET {columns}, other_tools = ? WHERE rowid = ?", rows)
+    db.execute("DROP TABLE tool_actions")
 
 
 class _Transaction:
