@@ -161,9 +161,9 @@ class Store:
             kind, actor, tools = r.actor_type, r.actor, r.tools
             edit, write = tools.get("edit", none), tools.get("write", none)
             notebook, multi = tools.get("notebook_edit", none), tools.get("multi_edit", none)
-            known = (edit is not none) + (write is not none) + (notebook is not none)
+            documented = 4 - (edit is none) - (write is none) - (notebook is none) - (multi is none)
             others = None
-            if len(tools) > known + (multi is not none):  # a tool the API did not document
+            if len(tools) > documented:  # the record mentions a tool the API did not document
                 others = json.dumps({t: pair for t, pair in tools.items() if t not in TOOLS})
             rows.append(
                 (key, kind, actor, r.terminal_type, r.customer_type, r.subscription_type,
