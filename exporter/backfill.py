@@ -60,6 +60,7 @@ MEMBER_AGGREGATES = (
     ("sessions", "sum"),
     ("sessions", "count"),
     ("lines_added", "sum"),
+    ("lines_removed", "sum"),
     ("commits", "sum"),
     ("pull_requests", "sum"),
     ("cost_usd", "sum"),

@@ -12,6 +12,7 @@ local promql = import '../lib/promql.libsonnet';
     { quantity: 'sessions', agg: 'sum' },
     { quantity: 'sessions', agg: 'count' },
     { quantity: 'lines_added', agg: 'sum' },
+    { quantity: 'lines_removed', agg: 'sum' },
     { quantity: 'commits', agg: 'sum' },
     { quantity: 'pull_requests', agg: 'sum' },
     { quantity: 'cost_usd', agg: 'sum' },
