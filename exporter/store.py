@@ -162,9 +162,8 @@ class Store:
             edit, write = tools.get("edit", none), tools.get("write", none)
             notebook, multi = tools.get("notebook_edit", none), tools.get("multi_edit", none)
             documented = 4 - (edit is none) - (write is none) - (notebook is none) - (multi is none)
-            others = None
-            if len(tools) > documented:  # the record mentions a tool the API did not document
-                others = json.dumps({t: pair for t, pair in tools.items() if t not in TOOLS})
+            # Only a record that mentions a tool the API did not document has others.
+            others = _other_tools(tools) if len(tools) > documented else None
             rows.append(
                 (key, kind, actor, r.terminal_type, r.customer_type, r.subscription_type,
                  r.sessions, r.lines_added, r.lines_removed, r.commits, r.pull_requests,
@@ -328,6 +327,12 @@ class Store:
         }
 
 
+def _other_tools(tools: dict[str, tuple[int, int]]) -> str | None:
+    """The `other_tools` column: the decisions of tools that have no columns, as JSON, or NULL."""
+    others = {t: pair for t, pair in tools.items() if t not in TOOLS}
+    return json.dumps(others) if others else None
+
+
 def _tools_into_records(db: sqlite3.Connection) -> None:
     """Schema 1 to 2: move the tool_actions table's rows into their records' tool columns.
 
@@ -355,9 +360,8 @@ def _tools_into_records(db: sqlite3.Connection) -> None:
     columns = ", ".join(f"{t}_accepted = ?, {t}_rejected = ?" for t in TOOLS)
     rows = []
     for rowid, tools in moved.items():
-        others = {t: pair for t, pair in tools.items() if t not in TOOLS}
         known = [value for t in TOOLS for value in tools.get(t, (None, None))]
-        rows.append((*known, json.dumps(others) if others else None, rowid))
+        rows.append((*known, _other_tools(tools), rowid))
     db.executemany(f"UPDATE records SET {columns}, other_tools = ? WHERE rowid = ?", rows)
     db.execute("DROP TABLE tool_actions")
 
