@@ -69,11 +69,13 @@ def spend_by_model_cents(records: Iterable[dict]) -> dict[str, Decimal]:
     return dict(out)
 
 
-def tokens(records: Iterable[dict], token_type: str) -> int:
+def tokens(records: Iterable[dict], token_type: str, model_id: str | None = None) -> int:
+    """Tokens of one type over the records' model breakdowns, of one model when given."""
     return sum(
         model["tokens"].get(token_type, 0)
         for record in records
         for model in record["model_breakdown"]
+        if model_id is None or model["model"] == model_id
     )
 
 

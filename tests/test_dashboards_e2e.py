@@ -472,6 +472,68 @@ def test_todays_spend_by_model_is_within_a_cent_of_the_raw_records(prometheus, o
 
 
 @pytest.mark.parametrize(
+    ("title", "divisor"),
+    [
+        ("Cost per session per day", console.sessions),
+        ("Cost per accepted line per day", console.lines_accepted),
+    ],
+)
+def test_todays_cost_per_unit_equals_the_raw_records(prometheus, org, title, divisor):
+    records = todays_records(org)
+    if not records or not per_day_windows_open():
+        pytest.skip("no records today yet")
+    spend = sum(console.spend_cents(records).values()) / 100
+    expected = float(spend / sum(divisor(records).values()))
+    shown = at_midnight_today(run(prometheus, org, "cost.json", title, "A", last_30_days()))
+    assert shown == pytest.approx(expected, rel=1e-9)
+
+
+def test_todays_cache_read_share_equals_the_raw_records(prometheus, org):
+    records = todays_records(org)
+    if not records or not per_day_windows_open():
+        pytest.skip("no records today yet")
+    title = "Cache read share per day"
+    shown = at_midnight_today(run(prometheus, org, "cost.json", title, "A", last_30_days()))
+    assert shown == pytest.approx(console.cache_read_share(records), rel=1e-9)
+
+
+def test_todays_tokens_by_model_and_type_equal_the_raw_records(prometheus, org):
+    records = todays_records(org)
+    if not records or not per_day_windows_open():
+        pytest.skip("no records today yet")
+    title = "Tokens by model and type per day"
+    result = run(prometheus, org, "cost.json", title, "A", last_30_days())
+    today = int(time.time()) // DAY * DAY
+    shown = {
+        (series["metric"]["model"], series["metric"]["token_type"]): float(v)
+        for series in result
+        for t, v in series["values"]
+        if int(t) == today
+    }
+    models = {model["model"] for record in records for model in record["model_breakdown"]}
+    expected = {
+        (model, token_type): float(console.tokens(records, token_type, model))
+        for model in models
+        for token_type in ("input", "output", "cache_read", "cache_creation")
+    }
+    assert shown == expected
+
+
+def test_spend_by_model_over_the_range_is_within_a_cent_of_the_raw_records(prometheus, org):
+    """Prometheus here holds minutes of scrapes: the days they show are yesterday (from the
+    `yesterday` gauge) and today."""
+    if not per_day_windows_open():
+        pytest.skip("per-day windows hold no samples before 00:59 UTC by design")
+    today = datetime.fromtimestamp(time.time(), UTC).date()
+    records = org.visible_records(today - timedelta(days=1)) + todays_records(org)
+    expected = {m: float(c / 100) for m, c in console.spend_by_model_cents(records).items()}
+    title = "Spend by model over the range"
+    result = run(prometheus, org, "cost.json", title, "A", last_30_days())
+    shown = {series["metric"]["model"]: float(series["value"][1]) for series in result}
+    assert shown == pytest.approx(expected, abs=0.01)
+
+
+@pytest.mark.parametrize(
     ("ref_id", "field"), [("A", "commits_by_claude_code"), ("B", "pull_requests_by_claude_code")]
 )
 def test_todays_commits_and_pull_requests_equal_the_raw_records(prometheus, org, ref_id, field):
