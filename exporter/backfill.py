@@ -35,7 +35,8 @@ from prometheus_client.samples import Sample
 from tqdm import tqdm
 
 from .client import AdminClient, ApiError
-from .collector import PREFIX, MemberLabels, Settings, data_families, day_start
+from .clock import DATA_DELAY, Clock, day_start, utc_now
+from .collector import PREFIX, MemberLabels, Settings, data_families
 from .config import Config, ConfigError, add_arguments, load
 from .poller import DayFetch, fetch_day
 from .store import Actor, Store, StoreError
@@ -44,8 +45,6 @@ PROG = "claude-code-analytics-exporter backfill"
 DEFAULT_JOB = "claude-code-analytics"
 DEFAULT_INSTANCE = "exporter:9687"
 SAMPLE_TIME = time(23, 59)
-# The API's data for a day is final about an hour after the day ends.
-DATA_DELAY = timedelta(hours=1)
 # Days before --since that the first written day's month-to-date and 30-day counts read.
 LOOKBACK_DAYS = 29
 MAX_WORKERS = 16
@@ -67,8 +66,6 @@ MEMBER_AGGREGATES = (
     ("tool_decisions", "sum"),
 )
 AGGREGATED_PERIODS = ("today", "yesterday")
-
-Clock = Callable[[], datetime]
 
 
 class UsageError(Exception):
@@ -148,7 +145,7 @@ def parse_args(
 ) -> Options:
     """Options from the command line and environment; UsageError for anything wrong."""
     args = _parser().parse_args(argv)
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     today = now.date()
     try:
         config = load(args, environ)
@@ -240,10 +237,6 @@ class StopOnSignal:
         self.event.set()
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 # --- The run --------------------------------------------------------------------------------------
 
 
@@ -272,7 +265,7 @@ def run(
 
         stop = stop or threading.Event()
         first = options.since or oldest_day(store, options.until)
-        fetch_days(store, make_client, options, first, clock or _utc_now, stop)
+        fetch_days(store, make_client, options, first, clock or utc_now, stop)
         settings = Settings(config.member_label, config.member_models)
         return write_blocks(store, first, options, settings, stop)
     finally:

@@ -11,13 +11,14 @@ import platform
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from . import __version__
+from .clock import day_start
 from .parse import MICROCENTS_PER_CENT, TOKEN_TYPES
 from .store import CORE_FIELDS, Actor, Store
 
@@ -76,10 +77,6 @@ def period_spans(today: date) -> dict[str, tuple[date, date]]:
         "yesterday": (yesterday, yesterday),
         "month_to_date": (today.replace(day=1), today),
     }
-
-
-def day_start(day: date) -> float:
-    return datetime.combine(day, time(), tzinfo=UTC).timestamp()
 
 
 def dollars(microcents: int) -> float:

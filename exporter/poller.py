@@ -11,19 +11,18 @@ import gzip
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import chain
 
 from .client import AdminClient, ApiError
+from .clock import Clock, day_start, utc_now
 from .collector import (
     EXPORTER_PREFIX,
     ExporterStats,
     MemberLabels,
     Settings,
     data_families,
-    day_start,
     exporter_families,
     render,
 )
@@ -32,13 +31,8 @@ from .store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 LAST_SUCCESS_KEY = "last_success"
 EXPORTER_MARK = f"# HELP {EXPORTER_PREFIX}_".encode()
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def default_history_days(today: date) -> int:

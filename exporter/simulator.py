@@ -38,6 +38,8 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from .clock import DATA_DELAY, Clock, as_utc, frozen, midnight, utc_now
+
 USAGE_PATH = "/v1/organizations/usage_report/claude_code"
 USERS_PATH = "/v1/organizations/users"
 HEALTH_PATH = "/-/healthy"
@@ -46,7 +48,6 @@ API_VERSIONS = ("2023-01-01", "2023-06-01")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
 HOURS_PER_DAY = 24
-DATA_DELAY = timedelta(hours=1)
 CACHED_DAYS = 64
 CACHED_VIEWS = 32
 CURSOR_PREFIX = "page_"
@@ -144,7 +145,6 @@ ACCEPT_RATES = {
     "notebook_edit_tool": 0.68,
 }
 
-Clock = Callable[[], datetime]
 RequestHook = Callable[[flask.Request], "flask.Response | None"]
 
 
@@ -219,7 +219,7 @@ def estimated_cost_cents(model: str, tokens: Iterable[int]) -> int:
 
 def visible_hours(day: date, now: datetime) -> int:
     """Whole hours of `day` whose activity the API serves at `now` (it is an hour late), 0 to 24."""
-    elapsed = _as_utc(now) - DATA_DELAY - _day_start(day)
+    elapsed = as_utc(now) - DATA_DELAY - midnight(day)
     return max(0, min(HOURS_PER_DAY, elapsed // timedelta(hours=1)))
 
 
@@ -242,14 +242,14 @@ class SimulatedOrganization:
         if members < 0 or (api_keys is not None and api_keys < 0):
             raise ValueError("members and api_keys cannot be negative")
         self.seed = seed
-        self.now: Clock = now or (lambda: datetime.now(UTC))
+        self.now: Clock = now or utc_now
         self.spend_spike = spend_spike
         self.organization_id = str(uuid.UUID(int=random.Random(seed).getrandbits(128), version=4))
         self.requests: collections.Counter = collections.Counter()
         self.before_request: list[RequestHook] = []
         self.faults = Faults()
         self._lock = threading.Lock()
-        self._anchor = _as_utc(self.now()).date()
+        self._anchor = as_utc(self.now()).date()
         self._users, user_actors = _make_users(seed, members, self._anchor)
         key_count = max(1, round(members / 12)) if api_keys is None else api_keys
         api_actors = _make_api_actors(seed, key_count, self._anchor, len(user_actors))
@@ -641,14 +641,6 @@ def _mix(seed: int, stream: int, index: int) -> int:
 def _weighted(rng: random.Random, choices: Iterable[tuple[str, int]]) -> str:
     names, weights = zip(*choices, strict=True)
     return rng.choices(names, weights)[0]
-
-
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time(), UTC)
-
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 # --- Faults -------------------------------------------------------------------------------------
@@ -1181,14 +1173,10 @@ def _read_key(path: Path | None) -> str | None:
     return key
 
 
-def _frozen_clock(moment: datetime) -> Clock:
-    return lambda: moment
-
-
 def _start(args: argparse.Namespace) -> SimulatorServer:
     host, port = _listen_address(args.listen)
     api_key = _read_key(args.api_key_file)
-    clock = _frozen_clock(datetime.now(UTC)) if args.frozen else None
+    clock = frozen(utc_now()) if args.frozen else None
     try:
         org = SimulatedOrganization(args.seed, args.members, args.api_keys, clock)
     except ValueError as exc:
