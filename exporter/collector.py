@@ -70,6 +70,10 @@ COUNTERS = {
 }
 
 
+# The rolling windows of active members, in UTC days ending today.
+ACTIVE_WINDOWS = (("weekly", 7), ("monthly", 30))
+
+
 def period_spans(today: date) -> dict[str, tuple[date, date]]:
     yesterday = today - timedelta(days=1)
     return {
@@ -124,7 +128,7 @@ def data_families(
             ["terminal_type"],
             {(terminal,): count for terminal, count in sorted(terminals.items())},
         )
-    for name, days in (("weekly", 7), ("monthly", 30)):
+    for name, days in ACTIVE_WINDOWS:
         counts = store.active_members(today - timedelta(days=days - 1), today)
         yield _active_members(
             f"{PREFIX}_{name}_active_members",

@@ -108,7 +108,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--history.days",
         dest="history.days",
         metavar="N",
-        help="days of history to load on first start (default: back to the first of last month)",
+        help="days of history to load on first start (default: back to the first of last month, "
+        "and at least the 30 days of the monthly active members)",
     )
     add(
         "--api.timeout",

@@ -18,6 +18,7 @@ from itertools import chain
 from .client import AdminClient, ApiError
 from .clock import Clock, day_start, utc_now
 from .collector import (
+    ACTIVE_WINDOWS,
     EXPORTER_PREFIX,
     ExporterStats,
     MemberLabels,
@@ -36,9 +37,10 @@ EXPORTER_MARK = f"# HELP {EXPORTER_PREFIX}_".encode()
 
 
 def default_history_days(today: date) -> int:
-    """Days from the first of last month through today, so last month and this month are exact."""
+    """Days from the first of last month through today, so last month and this month are exact,
+    and at least the longest active-members window (on 1 March, last month has 28 or 29 days)."""
     first_of_previous = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
-    return (today - first_of_previous).days + 1
+    return max((today - first_of_previous).days + 1, max(days for _, days in ACTIVE_WINDOWS))
 
 
 @dataclass(frozen=True)

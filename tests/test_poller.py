@@ -210,8 +210,9 @@ def test_a_failing_api_keeps_the_last_good_data_and_reports_up_zero(fake_api, tm
     assert value(bad, f"{P}_exporter_api_errors_total", endpoint="users", code="503") == 2
 
 
-def test_history_default_reaches_back_to_the_first_of_last_month():
-    assert default_history_days(at("2026-03-01").date()) == 29  # Feb 1 .. Mar 1
+def test_history_default_reaches_back_to_the_first_of_last_month_and_thirty_days():
+    assert default_history_days(at("2026-03-01").date()) == 30  # Jan 31 .. Mar 1, not Feb 1
+    assert default_history_days(at("2028-03-01").date()) == 30  # Feb 1 .. Mar 1 of a leap year
     assert default_history_days(at("2026-11-28").date()) == 59  # Oct 1 .. Nov 28
     assert default_history_days(at("2026-01-31").date()) == 62  # Dec 1 .. Jan 31
 
