@@ -36,15 +36,15 @@ local g = import 'lib/g.libsonnet';
 
     local acceptRate(selector, legend, refId) =
       d.instant(
-        '%s\n/\n%s' % [
+        q.ratio(
           q.total(pickedDaily('tool_decisions', 'decision="accepted", ' + selector)),
           q.total(pickedDaily('tool_decisions', selector)),
-        ],
+        ),
         legend,
         refId,
       ),
 
-    local acceptRateStat = d.stat(
+    local acceptRateStat = d.ratioStat(
       'Suggestion accept rate',
       |||
         Accepted / (accepted + rejected) code edit suggestions over the selected range. "All" counts
@@ -58,6 +58,7 @@ local g = import 'lib/g.libsonnet';
         for i in std.range(0, 3)
         for t in [['edit', 'write', 'notebook_edit', 'multi_edit'][i]]
       ],
+      'no suggestions',
       w=6,
       h=8,
     ) + g.panel.stat.standardOptions.withDecimals(1),
@@ -67,10 +68,10 @@ local g = import 'lib/g.libsonnet';
       'Accepted / (accepted + rejected) Edit, Write and NotebookEdit suggestions per UTC day.',
       'percentunit',
       [d.target(
-        '%s\n/\n%s' % [
+        q.ratio(
           pickedDaily('tool_decisions', 'decision="accepted", ' + tools),
           pickedDaily('tool_decisions', tools),
-        ],
+        ),
         'accept rate',
       )],
       w=6,

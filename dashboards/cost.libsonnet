@@ -38,21 +38,23 @@ local g = import 'lib/g.libsonnet';
         [d.instant(rule('month_end_forecast_cost_usd:sum'), 'forecast')],
       )
       + g.panel.stat.standardOptions.thresholds.withSteps(budgetSteps),
-      d.stat(
+      d.ratioStat(
         'Cost per session this month',
         'Month-to-date spend / month-to-date sessions, over all members (recording rule).',
         'currencyUSD',
         [d.instant(rule('month_to_date_cost_per_session_usd:ratio'), 'per session')],
+        'no sessions',
         w=4,
       ) + g.panel.stat.standardOptions.withDecimals(2),
-      d.stat(
+      d.ratioStat(
         'Cost per accepted line this month',
         'Month-to-date spend / month-to-date lines of code accepted, over all members (recording rule).',
         'currencyUSD',
         [d.instant(rule('month_to_date_cost_per_line_usd:ratio'), 'per line')],
+        'no lines accepted',
         w=4,
       ) + g.panel.stat.standardOptions.withDecimals(4),
-      d.stat(
+      d.ratioStat(
         'Cache read share this month',
         |||
           Cache read tokens / (input + cache read + cache creation tokens) this month, over all models
@@ -60,6 +62,7 @@ local g = import 'lib/g.libsonnet';
         |||,
         'percentunit',
         [d.instant(rule('month_to_date_cache_read:ratio'), 'cache read share')],
+        'no tokens',
         w=4,
       ) + g.panel.stat.standardOptions.withDecimals(1),
     ],
@@ -87,10 +90,10 @@ local g = import 'lib/g.libsonnet';
         'Cache read tokens / (input + cache read + cache creation tokens) per UTC day, over all models.',
         'percentunit',
         [d.target(
-          '%s\n/\n%s' % [
+          q.ratio(
             q.daily(d.period('model_tokens'), d.selector('token_type="cache_read"')),
             q.daily(d.period('model_tokens'), d.selector('token_type=~"input|cache_read|cache_creation"')),
-          ],
+          ),
           'cache read share',
         )],
         w=8,
@@ -99,14 +102,14 @@ local g = import 'lib/g.libsonnet';
         'Cost per session per day',
         'Spend / sessions per UTC day, over all members.',
         'currencyUSD',
-        [d.target('%s\n/\n%s' % [d.membersDaily('cost_usd', sel), d.membersDaily('sessions', sel)], 'per session')],
+        [d.target(q.ratio(d.membersDaily('cost_usd', sel), d.membersDaily('sessions', sel)), 'per session')],
         w=8,
       ),
       d.perDay(
         'Cost per accepted line per day',
         'Spend / lines of code accepted per UTC day, over all members.',
         'currencyUSD',
-        [d.target('%s\n/\n%s' % [d.membersDaily('cost_usd', sel), d.membersDaily('lines_added', sel)], 'per line')],
+        [d.target(q.ratio(d.membersDaily('cost_usd', sel), d.membersDaily('lines_added', sel)), 'per line')],
         w=8,
       ),
       d.barGauge(

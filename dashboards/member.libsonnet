@@ -32,11 +32,12 @@ local g = import 'lib/g.libsonnet';
         [d.instant('%s or vector(0)' % mtd('sessions'), 'sessions')],
         w=4,
       ),
-      d.stat(
+      d.ratioStat(
         'Suggestion accept rate this month',
         "Accepted / (accepted + rejected) Edit, Write and NotebookEdit suggestions of the member this month.",
         'percentunit',
-        [d.instant('%s\n/\n%s' % [mtd('tool_decisions', tools + ', decision="accepted"'), mtd('tool_decisions', tools)], 'accept rate')],
+        [d.instant(q.ratio(mtd('tool_decisions', tools + ', decision="accepted"'), mtd('tool_decisions', tools)), 'accept rate')],
+        'no suggestions',
         w=4,
       ) + g.panel.stat.standardOptions.withDecimals(1),
       d.stat(
@@ -78,10 +79,10 @@ local g = import 'lib/g.libsonnet';
         'Accepted / (accepted + rejected) suggestions of the member per tool and UTC day.',
         'percentunit',
         [d.target(
-          '%s\n/\n%s' % [
+          q.ratio(
             q.daily(d.period('tool_decisions'), sel + ', decision="accepted"', 'sum by (tool)'),
             q.daily(d.period('tool_decisions'), sel, 'sum by (tool)'),
-          ],
+          ),
           '{{tool}}',
         )],
       ) + g.panel.timeSeries.fieldConfig.defaults.custom.withDrawStyle('line')

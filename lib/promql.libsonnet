@@ -17,6 +17,11 @@
       today: metric % 'today',
     },
 
+  // numerator / denominator where the denominator is above zero: with nothing to divide (no sessions,
+  // no suggestions, no tokens) a ratio has no value, never +Inf or NaN, and its panel says so.
+  ratio(numerator, denominator)::
+    '%s\n/\n(%s > 0)' % [std.stripChars(numerator, '\n'), std.stripChars(denominator, '\n')],
+
   // The sum of a per-day expression (daily(), membersDaily()) over the days that start within the
   // dashboard's range.
   total(perDay)::

@@ -42,28 +42,25 @@ local promql = import '../lib/promql.libsonnet';
           },
           {
             record: '%s:month_to_date_accept_rate:ratio' % c.metricPrefix,
-            expr: |||
-              sum(%(accepted)s)
-                / sum(%(decided)s)
-            ||| % {
-              accepted: mtd('tool_decisions', 'tool=~"%s", decision="accepted"' % c.acceptRateTools),
-              decided: mtd('tool_decisions', 'tool=~"%s"' % c.acceptRateTools),
-            },
+            expr: promql.ratio(
+              'sum(%s)' % mtd('tool_decisions', 'tool=~"%s", decision="accepted"' % c.acceptRateTools),
+              'sum(%s)' % mtd('tool_decisions', 'tool=~"%s"' % c.acceptRateTools),
+            ),
           },
           {
             record: '%s:month_to_date_cost_per_session_usd:ratio' % c.metricPrefix,
-            expr: 'sum(%s) / sum(%s)' % [mtd('cost_usd'), mtd('sessions')],
+            expr: promql.ratio('sum(%s)' % mtd('cost_usd'), 'sum(%s)' % mtd('sessions')),
           },
           {
             record: '%s:month_to_date_cost_per_line_usd:ratio' % c.metricPrefix,
-            expr: 'sum(%s) / sum(%s)' % [mtd('cost_usd'), mtd('lines_added')],
+            expr: promql.ratio('sum(%s)' % mtd('cost_usd'), 'sum(%s)' % mtd('lines_added')),
           },
           {
             record: '%s:month_to_date_cache_read:ratio' % c.metricPrefix,
-            expr: 'sum(%s) / sum(%s)' % [
-              mtd('model_tokens', 'token_type="cache_read"'),
-              mtd('model_tokens', 'token_type=~"input|cache_read|cache_creation"'),
-            ],
+            expr: promql.ratio(
+              'sum(%s)' % mtd('model_tokens', 'token_type="cache_read"'),
+              'sum(%s)' % mtd('model_tokens', 'token_type=~"input|cache_read|cache_creation"'),
+            ),
           },
         ],
       },

@@ -79,6 +79,11 @@ def tokens(records: Iterable[dict], token_type: str, model_id: str | None = None
     )
 
 
+def ratio(numerator: float | Decimal, denominator: float | Decimal) -> float | None:
+    """A ratio, or None with nothing to divide: the Console's figure has no value then."""
+    return float(numerator / denominator) if denominator else None
+
+
 def cache_read_share(records: list[dict]) -> float | None:
     """Cache reads as a share of input-side tokens: cache_read / (input + cache_read + creation)."""
     read = tokens(records, "cache_read")

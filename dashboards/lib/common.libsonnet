@@ -90,6 +90,12 @@ function(c) {
     + stat.standardOptions.thresholds.withSteps([{ color: 'blue', value: null }])
     + stat.gridPos.withW(w) + stat.gridPos.withH(h),
 
+  // A stat of ratios (promql.ratio()): with nothing to divide it shows `nothing`, in the panel's
+  // own words, instead of "No data".
+  ratioStat(title, description, unit, targets, nothing, w=6, h=5):
+    self.stat(title, description, unit, targets, w, h)
+    + stat.standardOptions.withNoValue(nothing),
+
   gauge(title, description, unit, targets, max, steps, w=6, h=5):
     base(g.panel.gauge, title, description, unit, targets)
     + g.panel.gauge.options.reduceOptions.withCalcs(['lastNotNull'])
