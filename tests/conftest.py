@@ -28,15 +28,30 @@ def midnight(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+# A day's per-day window opens at 00:59 UTC (docs/metrics.md); a few scrapes after it.
+PER_DAY_WINDOW_OPENS = timedelta(minutes=59, seconds=10)
+# The longest a module that runs a live exporter and Prometheus takes, with room to spare.
+LIVE_MODULE = timedelta(minutes=5)
+
+
+def per_day_windows_open(moment: datetime) -> bool:
+    """Whether the per-day panels' windows hold today's samples at `moment`."""
+    return moment - midnight(moment) >= PER_DAY_WINDOW_OPENS
+
+
 @pytest.fixture(scope="module")
 def frozen_now() -> datetime:
-    """Now, for a simulated organization's frozen clock; moved past midnight when the module
-    could otherwise run across it, so the exporter's "today" and the organization's agree."""
+    """The one instant a module with a live exporter and Prometheus describes: the simulated
+    organization's frozen clock, and the tests' "today". The real clock only stamps the scrapes,
+    so the module is moved past a boundary it could otherwise run across (midnight, where the
+    exporter's "today" changes, and 00:59, where the per-day windows open): every expectation
+    derived from this instant then holds for the scrapes made while the module runs."""
     now = datetime.now(UTC)
-    until_midnight = midnight(now) + timedelta(days=1) - now
-    if until_midnight < timedelta(minutes=5):
-        time.sleep(until_midnight.total_seconds() + 1)
-        now = datetime.now(UTC)
+    day = midnight(now)
+    for boundary in (day + PER_DAY_WINDOW_OPENS, day + timedelta(days=1)):
+        if timedelta(0) < boundary - now < LIVE_MODULE:
+            time.sleep((boundary - now).total_seconds() + 1)
+            now = datetime.now(UTC)
     return now.replace(microsecond=0)
 
 

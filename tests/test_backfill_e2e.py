@@ -24,7 +24,7 @@ import pytest
 import requests
 
 import console
-from conftest import midnight
+from conftest import per_day_windows_open
 from exporter.backfill import context_start
 from exporter.simulator import SimulatedOrganization, serve
 from grafana_queries import ALL, TimeRange, prometheus_call
@@ -40,7 +40,6 @@ SCRAPE_S = 1
 DAY = 86400
 RETENTION = ("--storage.tsdb.retention.time=400d",)
 INSTANCE = "exporter:9687"  # the backfill's default, and what the scrape config relabels to
-PER_DAY_WINDOW_OPENS = timedelta(minutes=59, seconds=10)
 CONSOLE_TOOLS = ("edit_tool", "write_tool", "notebook_edit_tool")
 
 
@@ -164,13 +163,11 @@ def one_day(day: date) -> TimeRange:
     return TimeRange(seconds(day), seconds(day) + DAY - 0.001)
 
 
-def checked_days(since: date, today: date) -> list[date]:
+def checked_days(since: date, now: datetime) -> list[date]:
     """Every backfilled day, and today once its per-day window has opened."""
-    last = (
-        today if datetime.now(UTC) - midnight(datetime.now(UTC)) >= PER_DAY_WINDOW_OPENS else None
-    )
+    today = now.date()
     days = [since + timedelta(days=n) for n in range((today - since).days)]
-    return days + ([last] if last else [])
+    return days + ([today] if per_day_windows_open(now) else [])
 
 
 # --- The Console's definitions --------------------------------------------------------------------
@@ -213,7 +210,7 @@ def test_the_backfill_fetches_each_day_it_needs_exactly_once(backfilled, since, 
     assert usage == expected
 
 
-def test_the_backfill_writes_one_block_per_day(backfilled, since, today):
+def test_the_backfill_writes_one_block_per_day(backfilled, since):
     _, blocks, _ = backfilled
     metas = [json.loads((b / "meta.json").read_text()) for b in blocks.iterdir()]
     starts = sorted(datetime.fromtimestamp(m["minTime"] / 1000, UTC) for m in metas)
@@ -224,53 +221,54 @@ def test_the_backfill_writes_one_block_per_day(backfilled, since, today):
 # --- The panels over backfilled and live days -----------------------------------------------------
 
 
-def test_lines_of_code_accepted_per_day_is_the_console_figure(prometheus, org, since, today):
-    days = checked_days(since, today)
+def test_lines_of_code_accepted_per_day_is_the_console_figure(prometheus, org, since):
+    days = checked_days(since, org.now())
     time_range = TimeRange(seconds(since), time.time())
     actual = per_day(query(prometheus, "Lines of code accepted per day", "A", time_range))
     assert_per_day(actual, {d: lines(org.visible_records(d)) for d in days})
 
 
-def test_lines_of_code_accepted_stat_gives_each_days_total(prometheus, org, since, today):
+def test_lines_of_code_accepted_stat_gives_each_days_total(prometheus, org, since):
     actual = {
         d: single(query(prometheus, "Lines of code accepted", "A", one_day(d))) or 0.0
-        for d in checked_days(since, today)
+        for d in checked_days(since, org.now())
     }
     assert_per_day(actual, {d: lines(org.visible_records(d)) for d in actual})
 
 
-def test_lines_of_code_accepted_stat_over_the_whole_history(prometheus, org, since, today):
-    days = checked_days(since, today)
+def test_lines_of_code_accepted_stat_over_the_whole_history(prometheus, org, since):
+    days = checked_days(since, org.now())
     time_range = TimeRange(seconds(since), seconds(days[-1]) + DAY - 0.001)
     actual = single(query(prometheus, "Lines of code accepted", "A", time_range))
     assert actual == sum(lines(org.visible_records(d)) for d in days)
 
 
 @pytest.mark.parametrize("title", ["Activity", "Spend"])
-def test_active_users_per_day_is_the_console_figure(prometheus, org, since, today, title):
+def test_active_users_per_day_is_the_console_figure(prometheus, org, since, title):
     time_range = TimeRange(seconds(since), time.time())
     actual = per_day(query(prometheus, title, "A", time_range))
-    expected = {d: console.active_users(org.visible_records(d)) for d in checked_days(since, today)}
+    days = checked_days(since, org.now())
+    expected = {d: console.active_users(org.visible_records(d)) for d in days}
     assert_per_day(actual, expected)
 
 
-def test_activity_sessions_per_day_is_the_console_figure(prometheus, org, since, today):
+def test_activity_sessions_per_day_is_the_console_figure(prometheus, org, since):
     time_range = TimeRange(seconds(since), time.time())
     actual = per_day(query(prometheus, "Activity", "B", time_range))
-    expected = {d: sessions(org.visible_records(d)) for d in checked_days(since, today)}
+    expected = {d: sessions(org.visible_records(d)) for d in checked_days(since, org.now())}
     assert_per_day(actual, expected)
 
 
-def test_spend_per_day_is_the_console_figure(prometheus, org, since, today):
+def test_spend_per_day_is_the_console_figure(prometheus, org, since):
     time_range = TimeRange(seconds(since), time.time())
     actual = per_day(query(prometheus, "Spend", "B", time_range))
-    expected = {d: spend(org.visible_records(d)) for d in checked_days(since, today)}
+    expected = {d: spend(org.visible_records(d)) for d in checked_days(since, org.now())}
     assert_per_day(actual, expected)
 
 
-def test_suggestion_accept_rate_of_each_day_is_the_console_figure(prometheus, org, since, today):
+def test_suggestion_accept_rate_of_each_day_is_the_console_figure(prometheus, org, since):
     actual, expected = {}, {}
-    for day in checked_days(since, today):
+    for day in checked_days(since, org.now()):
         rate = accept_rate(org.visible_records(day))
         if rate is not None:
             expected[day] = rate

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -18,7 +18,9 @@ import requests
 from test_dashboards import DASHBOARDS, METRIC_NAME, panels, recorded_metrics
 
 import console
-from conftest import midnight
+from conftest import per_day_windows_open
+from exporter.clock import day_start
+from exporter.poller import default_history_days
 from exporter.simulator import SimulatedOrganization, serve
 from grafana_queries import ALL, PrometheusCall, TimeRange, prometheus_call, variable_values
 from procs import start_exporter, start_prometheus, wait_for_scrapes_and_rules
@@ -28,8 +30,6 @@ pytestmark = pytest.mark.e2e
 KEY = "sk-ant-admin01-dashboards-e2e-key"
 SCRAPE_S = 1
 DAY = 86400
-# A day's per-day window opens at 00:59 UTC (docs/metrics.md); allow a few scrapes after it.
-PER_DAY_WINDOW_OPENS = timedelta(hours=0, minutes=59, seconds=10)
 CONSOLE_TOOLS = {"edit": "edit_tool", "write": "write_tool", "notebook_edit": "notebook_edit_tool"}
 
 
@@ -41,17 +41,12 @@ def org(frozen_now):
         yield organization
 
 
-def history_days(now: datetime) -> int:
-    return now.day + 7
-
-
 @pytest.fixture(scope="module")
 def exporter(org, frozen_now, tmp_path_factory):
-    """The exporter with this month's history and a week more (Team insights needs the month)."""
+    """The exporter with its default history: last month, this month and at least 30 days."""
     env = {"ANTHROPIC_BASE_URL": org.url, "ANTHROPIC_ADMIN_API_KEY": KEY}
-    history = f"--history.days={history_days(frozen_now)}"
     tmp = tmp_path_factory.mktemp("exporter")
-    with start_exporter(tmp, "--poll.interval=1h", history, env=env) as proc:
+    with start_exporter(tmp, "--poll.interval=1h", env=env) as proc:
         yield proc
 
 
@@ -112,7 +107,7 @@ def selection(prometheus, org, name: str, time_range: TimeRange) -> dict[str, Se
 
 def busiest_member(org, options: Sequence[str]) -> str:
     """The member with the highest spend this month, or the first option early on the 1st."""
-    today = datetime.fromtimestamp(time.time(), UTC).date()
+    today = org.now().date()
     spend = console.spend_cents(month_records(org, today))
     return max(spend, key=spend.__getitem__) if spend else options[0]
 
@@ -145,9 +140,9 @@ def run(
     return call_for(prometheus, org, name, title, ref_id, time_range, members).run(prometheus.url)
 
 
-def at_midnight_today(result: list[dict]) -> float | None:
+def at_midnight_today(org, result: list[dict]) -> float | None:
     """The value of a single-series per-day result at today's 00:00 UTC step, or None."""
-    today = int(time.time()) // DAY * DAY
+    today = day_start(org.now().date())
     values = [float(v) for series in result for t, v in series["values"] if int(t) == today]
     assert len(values) <= 1
     return values[0] if values else None
@@ -159,12 +154,7 @@ def single(result: list[dict]) -> float | None:
 
 
 def todays_records(org) -> list[dict]:
-    return org.visible_records(datetime.fromtimestamp(time.time(), UTC).date())
-
-
-def per_day_windows_open() -> bool:
-    now = datetime.now(UTC)
-    return now - midnight(now) >= PER_DAY_WINDOW_OPENS
+    return org.visible_records(org.now().date())
 
 
 def all_queries() -> list[tuple[str, str, str]]:
@@ -181,11 +171,18 @@ def is_per_day(name: str, title: str, ref_id: str) -> bool:
     return "offset -" in target["expr"]
 
 
+def says_nothing_in_words(name: str, title: str) -> bool:
+    """A ratio's stat panel: with nothing to divide its query has no value, and the panel says so
+    (the figure tests check that against the Console's definitions)."""
+    return "noValue" in panel(name, title)["fieldConfig"]["defaults"]
+
+
 @pytest.mark.parametrize(("name", "title", "ref_id"), all_queries())
 def test_query_returns_data(prometheus, org, name, title, ref_id):
-    if is_per_day(name, title, ref_id) and not per_day_windows_open():
+    if is_per_day(name, title, ref_id) and not per_day_windows_open(org.now()):
         pytest.skip("per-day windows hold no samples before 00:59 UTC by design")
-    assert run(prometheus, org, name, title, ref_id, time_range_for(name)) != []
+    result = run(prometheus, org, name, title, ref_id, time_range_for(name))
+    assert result != [] or says_nothing_in_words(name, title)
 
 
 def test_every_metric_the_dashboards_name_is_exported(exporter):
@@ -228,13 +225,13 @@ def expected_today(org) -> dict[str, float | None]:
 )
 def test_todays_count_equals_the_console_definition(prometheus, org, title, ref_id, figure):
     result = run(prometheus, org, "analytics.json", title, ref_id, last_30_days())
-    assert at_midnight_today(result) == expected_today(org)[figure]
+    assert at_midnight_today(org, result) == expected_today(org)[figure]
 
 
 def test_todays_spend_is_within_a_cent_of_the_console_definition(prometheus, org):
     result = run(prometheus, org, "analytics.json", "Spend", "B", last_30_days())
     expected = expected_today(org)["spend"]
-    assert at_midnight_today(result) == (
+    assert at_midnight_today(org, result) == (
         None if expected is None else pytest.approx(expected, abs=0.01)
     )
 
@@ -244,7 +241,7 @@ def test_todays_accept_rate_per_day_equals_the_console_definition(prometheus, or
         prometheus, org, "analytics.json", "Suggestion accept rate per day", "A", last_30_days()
     )
     expected = expected_today(org)["accept_rate"]
-    assert at_midnight_today(result) == (
+    assert at_midnight_today(org, result) == (
         None if expected is None else pytest.approx(expected, rel=1e-9)
     )
 
@@ -269,11 +266,8 @@ def test_accept_rate_today_so_far_equals_the_console_definition(prometheus, org,
         prometheus, org, "analytics.json", "Suggestion accept rate", ref_id, today_so_far()
     )
     accepted, decided = console.tool_decisions(todays_records(org), tools)
-    value = single(result)
-    if decided:
-        assert value == pytest.approx(accepted / decided, rel=1e-9)
-    else:
-        assert value is None or value != value  # no decisions: no series, or 0/0
+    expected = console.ratio(accepted, decided)
+    assert single(result) == (None if expected is None else pytest.approx(expected, rel=1e-9))
 
 
 def team_insights_column(prometheus, org, ref_id: str) -> dict[str, float]:
@@ -282,14 +276,14 @@ def team_insights_column(prometheus, org, ref_id: str) -> dict[str, float]:
 
 
 def test_team_insights_lists_every_member_active_this_month(prometheus, org):
-    records = month_records(org, datetime.fromtimestamp(time.time(), UTC).date())
+    records = month_records(org, org.now().date())
     shown = team_insights_column(prometheus, org, "A")
     assert {console.member(r) for r in records} <= set(shown)
     assert {u["email"] for u in org.users()} <= set(shown)
 
 
 def test_team_insights_spend_this_month_is_within_a_cent_of_the_console_definition(prometheus, org):
-    records = month_records(org, datetime.fromtimestamp(time.time(), UTC).date())
+    records = month_records(org, org.now().date())
     expected = console.spend_cents(records)
     shown = team_insights_column(prometheus, org, "A")
     wrong = {
@@ -301,7 +295,7 @@ def test_team_insights_spend_this_month_is_within_a_cent_of_the_console_definiti
 
 
 def test_team_insights_lines_this_month_equal_the_console_definition(prometheus, org):
-    records = month_records(org, datetime.fromtimestamp(time.time(), UTC).date())
+    records = month_records(org, org.now().date())
     expected = console.lines_accepted(records)
     shown = team_insights_column(prometheus, org, "B")
     assert shown == {m: float(expected.get(m, 0)) for m in shown}
@@ -344,7 +338,7 @@ def test_the_console_page_reads_members_through_the_rules():
 @pytest.mark.parametrize(("name", "title", "ref_id"), through_member_rules())
 def test_all_shows_what_every_member_picked_shows(prometheus, org, name, title, ref_id):
     """All reads the recorded sums; every member picked by name reads each member's series."""
-    if is_per_day(name, title, ref_id) and not per_day_windows_open():
+    if is_per_day(name, title, ref_id) and not per_day_windows_open(org.now()):
         pytest.skip("per-day windows hold no samples before 00:59 UTC by design")
     everyone, time_range = every_member(prometheus), last_30_days()
     via_rules = figures(run(prometheus, org, name, title, ref_id, time_range))
@@ -384,7 +378,7 @@ def test_all_selects_the_recorded_sums_and_picked_members_their_own_series(prome
 
 
 def test_a_picked_members_figures_today_equal_the_console_definition(prometheus, org):
-    if not todays_records(org) or not per_day_windows_open():
+    if not todays_records(org) or not per_day_windows_open(org.now()):
         pytest.skip("no records today yet")
     spend = console.spend_cents(todays_records(org))
     chosen = max(spend, key=spend.__getitem__)
@@ -401,7 +395,7 @@ def test_a_picked_members_figures_today_equal_the_console_definition(prometheus,
     }
     shown = {
         (title, ref_id): at_midnight_today(
-            run(prometheus, org, "analytics.json", title, ref_id, last_30_days(), [chosen])
+            org, run(prometheus, org, "analytics.json", title, ref_id, last_30_days(), [chosen])
         )
         for title, ref_id in expected
     }
@@ -412,16 +406,16 @@ def test_a_picked_members_figures_today_equal_the_console_definition(prometheus,
 
 
 def this_months_records(org) -> list[dict]:
-    return month_records(org, datetime.fromtimestamp(time.time(), UTC).date())
+    return month_records(org, org.now().date())
 
 
 def days_records(org, days: int) -> list[dict]:
-    today = datetime.fromtimestamp(time.time(), UTC).date()
+    today = org.now().date()
     return [r for n in range(days) for r in org.visible_records(today - timedelta(days=n))]
 
 
-def by_label_at_midnight_today(result: list[dict], label: str) -> dict[str, float]:
-    today = int(time.time()) // DAY * DAY
+def by_label_at_midnight_today(org, result: list[dict], label: str) -> dict[str, float]:
+    today = day_start(org.now().date())
     return {
         series["metric"][label]: float(v)
         for series in result
@@ -445,9 +439,10 @@ def test_month_to_date_spend_is_within_a_cent_of_the_raw_records(prometheus, org
 )
 def test_cost_per_unit_this_month_equals_the_raw_records(prometheus, org, title, divisor):
     records = this_months_records(org)
-    expected = sum(console.spend_cents(records).values()) / 100 / sum(divisor(records).values())
+    spend = sum(console.spend_cents(records).values()) / 100
+    expected = console.ratio(spend, sum(divisor(records).values()))
     shown = single(run(prometheus, org, "cost.json", title, "A", last_30_days()))
-    assert shown == pytest.approx(float(expected), rel=1e-9)
+    assert shown == (None if expected is None else pytest.approx(expected, rel=1e-9))
 
 
 def test_cache_read_share_this_month_equals_the_raw_records(prometheus, org):
@@ -464,8 +459,8 @@ def test_todays_spend_by_model_is_within_a_cent_of_the_raw_records(prometheus, o
         model: float(cents / 100)
         for model, cents in console.spend_by_model_cents(todays_records(org)).items()
     }
-    shown = by_label_at_midnight_today(result, "model")
-    if not per_day_windows_open():
+    shown = by_label_at_midnight_today(org, result, "model")
+    if not per_day_windows_open(org.now()):
         assert shown == {}
         return
     assert shown == pytest.approx(expected, abs=0.01)
@@ -480,30 +475,30 @@ def test_todays_spend_by_model_is_within_a_cent_of_the_raw_records(prometheus, o
 )
 def test_todays_cost_per_unit_equals_the_raw_records(prometheus, org, title, divisor):
     records = todays_records(org)
-    if not records or not per_day_windows_open():
+    if not records or not per_day_windows_open(org.now()):
         pytest.skip("no records today yet")
     spend = sum(console.spend_cents(records).values()) / 100
-    expected = float(spend / sum(divisor(records).values()))
-    shown = at_midnight_today(run(prometheus, org, "cost.json", title, "A", last_30_days()))
-    assert shown == pytest.approx(expected, rel=1e-9)
+    expected = console.ratio(spend, sum(divisor(records).values()))
+    shown = at_midnight_today(org, run(prometheus, org, "cost.json", title, "A", last_30_days()))
+    assert shown == (None if expected is None else pytest.approx(expected, rel=1e-9))
 
 
 def test_todays_cache_read_share_equals_the_raw_records(prometheus, org):
     records = todays_records(org)
-    if not records or not per_day_windows_open():
+    if not records or not per_day_windows_open(org.now()):
         pytest.skip("no records today yet")
     title = "Cache read share per day"
-    shown = at_midnight_today(run(prometheus, org, "cost.json", title, "A", last_30_days()))
+    shown = at_midnight_today(org, run(prometheus, org, "cost.json", title, "A", last_30_days()))
     assert shown == pytest.approx(console.cache_read_share(records), rel=1e-9)
 
 
 def test_todays_tokens_by_model_and_type_equal_the_raw_records(prometheus, org):
     records = todays_records(org)
-    if not records or not per_day_windows_open():
+    if not records or not per_day_windows_open(org.now()):
         pytest.skip("no records today yet")
     title = "Tokens by model and type per day"
     result = run(prometheus, org, "cost.json", title, "A", last_30_days())
-    today = int(time.time()) // DAY * DAY
+    today = day_start(org.now().date())
     shown = {
         (series["metric"]["model"], series["metric"]["token_type"]): float(v)
         for series in result
@@ -522,9 +517,9 @@ def test_todays_tokens_by_model_and_type_equal_the_raw_records(prometheus, org):
 def test_spend_by_model_over_the_range_is_within_a_cent_of_the_raw_records(prometheus, org):
     """Prometheus here holds minutes of scrapes: the days they show are yesterday (from the
     `yesterday` gauge) and today."""
-    if not per_day_windows_open():
+    if not per_day_windows_open(org.now()):
         pytest.skip("per-day windows hold no samples before 00:59 UTC by design")
-    today = datetime.fromtimestamp(time.time(), UTC).date()
+    today = org.now().date()
     records = org.visible_records(today - timedelta(days=1)) + todays_records(org)
     expected = {m: float(c / 100) for m, c in console.spend_by_model_cents(records).items()}
     title = "Spend by model over the range"
@@ -541,27 +536,29 @@ def test_todays_commits_and_pull_requests_equal_the_raw_records(prometheus, org,
     result = run(prometheus, org, "adoption.json", title, ref_id, last_30_days())
     records = todays_records(org)
     expected = sum(console.core_sum(records, field).values()) if records else None
-    assert at_midnight_today(result) == (expected if per_day_windows_open() else None)
+    assert at_midnight_today(org, result) == (expected if per_day_windows_open(org.now()) else None)
 
 
 def test_todays_active_members_by_terminal_equal_the_raw_records(prometheus, org):
     title = "Active members by terminal type per day"
     result = run(prometheus, org, "adoption.json", title, "A", last_30_days())
-    expected = console.active_by_terminal(todays_records(org)) if per_day_windows_open() else {}
-    assert by_label_at_midnight_today(result, "terminal_type") == expected
+    expected = (
+        console.active_by_terminal(todays_records(org)) if per_day_windows_open(org.now()) else {}
+    )
+    assert by_label_at_midnight_today(org, result, "terminal_type") == expected
 
 
 def test_todays_new_and_returning_members_equal_the_raw_records(prometheus, org, frozen_now):
     """New: active today and on none of the exporter's earlier history days; returning: the rest."""
-    if not todays_records(org) or not per_day_windows_open():
+    if not todays_records(org) or not per_day_windows_open(org.now()):
         pytest.skip("no records today yet")
     today = frozen_now.date()
-    earlier = [today - timedelta(days=n) for n in range(1, history_days(frozen_now))]
+    earlier = [today - timedelta(days=n) for n in range(1, default_history_days(today))]
     before = {console.member(r) for day in earlier for r in org.visible_records(day)}
     active = {console.member(r) for r in todays_records(org)}
     title = "New and returning members per day"
     shown = [
-        at_midnight_today(run(prometheus, org, "adoption.json", title, ref_id, last_30_days()))
+        at_midnight_today(org, run(prometheus, org, "adoption.json", title, ref_id, last_30_days()))
         for ref_id in ("A", "B")
     ]
     assert shown == [len(active - before), len(active & before)]
@@ -572,7 +569,7 @@ def test_weekly_and_monthly_active_members_equal_the_raw_records(prometheus, org
     title = "Daily, weekly and monthly active members"
     result = run(prometheus, org, "adoption.json", title, ref_id, last_30_days())
     expected = console.active_users(days_records(org, days))
-    assert at_midnight_today(result) == (expected if per_day_windows_open() else None)
+    assert at_midnight_today(org, result) == (expected if per_day_windows_open(org.now()) else None)
 
 
 def test_the_member_dashboard_shows_the_members_month_and_role(prometheus, org):
