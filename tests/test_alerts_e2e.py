@@ -133,9 +133,10 @@ def assert_reached_spend_finance(path: str, alert: dict, name: str, **labels: st
     assert alert["labels"] == {**spend, **labels}
 
 
-def test_spend_spike_of_a_member_reaches_the_spend_receiver_with_its_annotations(tmp_path) -> None:
-    now = datetime.now(UTC)
-    today = now.date()
+def test_spend_spike_of_a_member_reaches_the_spend_receiver_with_its_annotations(
+    tmp_path, frozen_now
+) -> None:
+    today = frozen_now.date()
     # The day as the API shows it late in the evening, whatever the test's hour.
     frozen = datetime.combine(today, day_time(23, 0), tzinfo=UTC)
     plain = SimulatedOrganization(seed=7, members=12, now=lambda: frozen)
@@ -193,9 +194,9 @@ def run_backfill(simulator_url: str, store: Path, blocks: Path, since: date) -> 
 
 
 def test_daily_spend_spike_against_backfilled_history_reaches_the_spend_receiver(
-    tmp_path,
+    tmp_path, frozen_now
 ) -> None:
-    today = datetime.now(UTC).date()
+    today = frozen_now.date()
     yesterday = today - timedelta(days=1)
     frozen = datetime.combine(today, day_time(23, 0), tzinfo=UTC)
     org = SimulatedOrganization(
