@@ -52,6 +52,9 @@ class ExporterStats:
     """The exporter's own state, rendered beside the data. Counters are persisted in the store."""
 
     up: bool = False
+    polling: bool = False
+    poll_started: float | None = None
+    last_attempt: float | None = None
     last_success: float | None = None
     poll_duration: float | None = None
     oldest_day: float | None = None
@@ -267,7 +270,23 @@ def exporter_families(stats: ExporterStats) -> Iterator[Metric]:
         yield family
 
     yield from gauge(
-        "up", "1 if the last poll of the Admin API succeeded, else 0.", float(stats.up)
+        "up",
+        "1 if the last poll of the Admin API succeeded and the poll in progress has not failed"
+        " yet, else 0.",
+        float(stats.up),
+    )
+    yield from gauge(
+        "poll_in_progress", "1 while a poll of the Admin API runs, else 0.", float(stats.polling)
+    )
+    yield from gauge(
+        "poll_start_timestamp_seconds",
+        "When the poll in progress, or else the last poll, started.",
+        stats.poll_started,
+    )
+    yield from gauge(
+        "last_attempt_timestamp_seconds",
+        "When the last poll ended, whether it succeeded or not.",
+        stats.last_attempt,
     )
     yield from gauge(
         "last_success_timestamp_seconds",

@@ -3,7 +3,11 @@
 Each poll fetches the member list, every day of the history window that the store lacks or that
 was last fetched before it settled, and the last `refetch_days` days (late data). A day replaces
 the stored one only when all of its pages arrived; a failing API leaves the store and the last
-exposition as they were, with `up` at 0."""
+exposition as they were, with `up` at 0. One failing endpoint does not stop the other.
+
+The exposition has two parts: the data series, rendered from the store after each poll, and the
+exporter's own series, published again whenever they change during a poll (a request counted, a
+failure, the poll starting or ending), so errors and a poll in progress show at once."""
 
 from __future__ import annotations
 
@@ -13,13 +17,11 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from itertools import chain
 
 from .client import AdminClient, ApiError
 from .clock import Clock, day_start, utc_now
 from .collector import (
     ACTIVE_WINDOWS,
-    EXPORTER_PREFIX,
     ExporterStats,
     MemberLabels,
     Settings,
@@ -33,7 +35,10 @@ from .store import Store, StoreError
 log = logging.getLogger(__name__)
 
 LAST_SUCCESS_KEY = "last_success"
-EXPORTER_MARK = f"# HELP {EXPORTER_PREFIX}_".encode()
+GZIP_LEVEL = 6
+# Successful requests republish the exporter's series at most this often (seconds); failures and
+# the poll's start and end republish at once.
+PUBLISH_EVERY = 1.0
 
 
 def default_history_days(today: date) -> int:
@@ -76,6 +81,8 @@ class Poller:
         self.members = MemberLabels(settings.member_label, store.secret())
         self.ready = threading.Event()
         self.exposition = Exposition(b"", b"")
+        self._data = Exposition(b"", b"")
+        self._published = 0.0
         self._store_errors: set[str] = set()
         client.on_request = self._count_request
 
@@ -83,6 +90,8 @@ class Poller:
         self.stats.inc("api_requests", endpoint=endpoint, code=code)
         if failed:
             self.stats.inc("api_errors", endpoint=endpoint, code=code)
+        if failed or time.monotonic() - self._published >= PUBLISH_EVERY:
+            self.publish()
 
     # Which days to fetch
 
@@ -121,15 +130,22 @@ class Poller:
         started = time.monotonic()
         today = self.clock().date()
         self._store_errors.clear()
+        self.stats.poll_started = self.clock().timestamp()
+        self.stats.polling = True
+        self.publish()
         try:
-            ok = self._refresh_members() and self._refresh_days(today)
+            members_ok = self._refresh_members()
+            days_ok = self._refresh_days(today)
+            ok = members_ok and days_ok
         except StoreError as exc:
             self._store_failed("poll stopped", exc)
             ok = False
         self.stats.up = ok
+        self.stats.polling = False
         self.stats.poll_duration = time.monotonic() - started
+        self.stats.last_attempt = self.clock().timestamp()
         if ok:
-            self.stats.last_success = self.clock().timestamp()
+            self.stats.last_success = self.stats.last_attempt
         self._save_state()
         self.render(today)
         self._mark_ready(today)  # after render: ready means /metrics has the history
@@ -156,11 +172,17 @@ class Poller:
             self._store_errors.add(str(exc))
             log.error("%s: %s; serving what the store holds", what, exc)
 
+    def _gave_up(self) -> None:
+        """Part of the poll failed for good: `up` says so now, not when the poll ends."""
+        self.stats.up = False
+        self.publish()
+
     def _refresh_members(self) -> bool:
         try:
             self.store.replace_members(self.client.list_users())
         except ApiError as exc:
             log.error("member list not refreshed: %s", exc)
+            self._gave_up()
             return False
         except StoreError as exc:
             self._store_failed("member list not stored", exc)
@@ -178,6 +200,7 @@ class Poller:
                 self.store.replace_day(day, fetched.records, self.clock().timestamp())
             except ApiError as exc:
                 log.error("poll stopped at %s; the stored day is unchanged: %s", day, exc)
+                self._gave_up()
                 return False
             except StoreError as exc:
                 self._store_failed(f"{day} not stored", exc)
@@ -202,16 +225,24 @@ class Poller:
             fetched = self.store.fetched_days()
             self.stats.oldest_day = day_start(min(fetched)) if fetched else None
             # A generator: each family is rendered and dropped before the next is computed.
-            families = chain(
-                data_families(self.store, today, self.settings, self.members),
-                exporter_families(self.stats),
-            )
-            body = render(families)
+            body = render(data_families(self.store, today, self.settings, self.members))
+            self._data = Exposition(body, gzip.compress(body, compresslevel=GZIP_LEVEL))
         except StoreError as exc:
             self.stats.up = False
             log.error("metrics not refreshed from the store: %s", exc)
-            body = _data_part(self.exposition.plain) + render(exporter_families(self.stats))
-        self.exposition = Exposition(body, gzip.compress(body, compresslevel=6))
+        self.publish()
+
+    def publish(self) -> None:
+        """Swap in the last data series with the exporter's own series as they are now.
+
+        The gzipped exposition is two gzip members, the data's compressed once per poll and the
+        exporter's; a gzip reader reads concatenated members as one stream (RFC 1952)."""
+        own = render(exporter_families(self.stats))
+        data = self._data
+        self._published = time.monotonic()
+        self.exposition = Exposition(
+            data.plain + own, data.gzipped + gzip.compress(own, compresslevel=GZIP_LEVEL)
+        )
 
     def run(self, stop: threading.Event, interval: float) -> None:
         """Poll until `stop` is set; also wake at UTC midnight so `today` turns over on time."""
@@ -229,12 +260,6 @@ class Poller:
                 now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC
             )
             stop.wait(min(interval, (midnight - now).total_seconds() + 1))
-
-
-def _data_part(exposition: bytes) -> bytes:
-    """The data series of an exposition: everything before the exporter's own series."""
-    end = exposition.find(EXPORTER_MARK)
-    return exposition[:end] if end >= 0 else b""
 
 
 def _last_success(store: Store) -> float | None:

@@ -151,10 +151,12 @@ def test_truncated_json_is_retried(poller, url):
 
 
 def test_retries_are_bounded(poller, url, sleeps):
+    """Each endpoint gives up after its retries: the member list, then the first day."""
     inject(url, "overloaded", times=None)
     assert not poller.poll_once()
     assert errors(poller, "529") == poller.client.max_retries + 1
-    assert len(sleeps) == poller.client.max_retries
+    assert errors(poller, "529", "claude_code_usage") == poller.client.max_retries + 1
+    assert len(sleeps) == 2 * poller.client.max_retries
 
 
 # A lasting outage: last good numbers kept, stale and said so, recovery by itself
