@@ -1,0 +1,108 @@
+"""A broken or hostile Admin API cannot stop the metrics: the exporter as a process against the
+simulated organization, read through /metrics as Prometheus reads it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+import requests
+from reliability import inject
+
+import console
+from conftest import TEST_KEY
+from exporter.simulator import SimulatedOrganization, serve
+from exposition import samples, series, value
+from procs import start_exporter
+
+pytestmark = pytest.mark.e2e
+P = "claude_code_analytics"
+ARGS = ("--poll.interval=1h", "--api.max-retries=0", "--history.days=3")
+
+
+def wait_for(url: str, done: Callable[[dict], bool], timeout: float = 30) -> dict:
+    """The first /metrics for which `done` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        parsed = samples(requests.get(f"{url}/metrics", timeout=5).content)
+        if done(parsed):
+            return parsed
+        time.sleep(0.2)
+    raise AssertionError("/metrics never showed what the test waited for")
+
+
+def month_spend(org, today) -> dict[str, float]:
+    """Each member's spend this month in dollars, from the raw records."""
+    day, records = today.replace(day=1), []
+    while day <= today:
+        records += org.visible_records(day)
+        day += timedelta(days=1)
+    return {m: float(cents / 100) for m, cents in console.spend_cents(records).items()}
+
+
+def by_member(exposition: dict, name: str) -> dict[str, float]:
+    return {dict(labels)["member"]: v for labels, v in series(exposition, name).items()}
+
+
+@pytest.fixture
+def org(frozen_now):
+    org = SimulatedOrganization(seed=12, members=10, now=lambda: frozen_now)
+    with serve(org, api_key=TEST_KEY, fault_control=True) as server:
+        org.url = server.url  # type: ignore[attr-defined]
+        yield org
+
+
+def exporter(org, tmp_path):
+    env = {"ANTHROPIC_BASE_URL": org.url, "ANTHROPIC_ADMIN_API_KEY": TEST_KEY}
+    # Healthy, not ready: a store with a failing endpoint may never hold the whole history.
+    return start_exporter(tmp_path, *ARGS, env=env, ready_path="/-/healthy")
+
+
+def test_a_failing_member_list_does_not_stop_the_usage_data(org, frozen_now, tmp_path):
+    inject(org.url, "server_error", endpoint="users", times=None)
+    with exporter(org, tmp_path) as proc:
+        cost = f"{P}_month_to_date_cost_usd"
+        shown = wait_for(proc.url, lambda m: series(m, cost) != {})
+    assert by_member(shown, cost) == month_spend(org, frozen_now.date())
+    assert value(shown, f"{P}_exporter_up") == 0
+    errors = value(shown, f"{P}_exporter_api_errors_total", endpoint="users", code="500")
+    assert errors and errors >= 1
+
+
+def test_failing_usage_data_does_not_stop_the_member_list(org, tmp_path):
+    inject(org.url, "server_error", endpoint="claude_code_usage", times=None)
+    info = f"{P}_member_info"
+    with exporter(org, tmp_path) as proc:
+        shown = wait_for(proc.url, lambda m: series(m, info) != {})
+    roles = {(dict(labels)["member"], dict(labels)["role"]) for labels in series(shown, info)}
+    assert roles == {(user["email"], user["role"]) for user in org.users()}
+    assert value(shown, f"{P}_exporter_up") == 0
+
+
+def test_a_failure_and_a_poll_in_progress_show_while_the_poll_is_stuck(org, tmp_path):
+    """The member list fails for good, then the usage report hangs: /metrics says so at once,
+    while the poll is still waiting, instead of claiming health until the poll ends."""
+    inject(org.url, "server_error", endpoint="users", times=None)
+    release = threading.Event()
+
+    def hang_usage(request):
+        if "usage_report" in request.path:
+            release.wait(30)
+
+    org.before_request.append(hang_usage)
+    try:
+        with exporter(org, tmp_path) as proc:
+            errors = f"{P}_exporter_api_errors_total"
+            during = wait_for(
+                proc.url, lambda m: value(m, errors, endpoint="users", code="500") is not None
+            )
+            release.set()
+    finally:
+        release.set()
+    assert value(during, f"{P}_exporter_up") == 0
+    assert value(during, f"{P}_exporter_poll_in_progress") == 1
+    started = value(during, f"{P}_exporter_poll_start_timestamp_seconds")
+    assert started is not None and abs(started - time.time()) < 60
