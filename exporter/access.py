@@ -4,7 +4,8 @@ The Console lets Primary Owners, Owners, Billing, Admins and Developers see Clau
 analytics, and nobody else. `AccessSync` reads the organization's members and roles from the
 Admin API and reconciles Grafana so that the dashboards' folder can be opened by exactly those
 members (and Grafana's admins): one team for viewers and one for editors, membership matched by
-email, and folder permissions that grant those two teams and nothing else.
+email (exactly and unambiguously, see `exporter.identity`), and folder permissions that grant those
+two teams and nothing else.
 
 The sync plans first and then applies. It applies in an order that never widens access on the way
 (teams are created empty, members are removed, the folder's grants are replaced, and only then
@@ -27,6 +28,7 @@ from typing import Protocol
 from .client import AdminClient, ApiError
 from .config import DEFAULT_BASE_URL, ConfigError, read_api_key
 from .grafana import EDIT, VIEW, GrafanaClient, GrafanaError, GrafanaUser, Grant, Team
+from .identity import Ambiguity, Member, match
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ DEFAULT_ROLE_MAP: Mapping[str, str] = {
 DEFAULT_FOLDER_UID = "claude-code"
 DEFAULT_VIEWERS_TEAM = "Claude Code analytics viewers"
 DEFAULT_EDITORS_TEAM = "Claude Code analytics editors"
+# The exit status of `grafana-access sync` when it succeeded but left ambiguous accounts out.
+EXIT_AMBIGUOUS = 3
 
 
 class AccessConfigError(ValueError):
@@ -133,6 +137,7 @@ class Plan:
     no_account: list[str] = field(default_factory=list)
     denied: list[tuple[str, str]] = field(default_factory=list)
     unknown_roles: list[tuple[str, str]] = field(default_factory=list)
+    ambiguous: list[Ambiguity] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -155,6 +160,9 @@ class Plan:
             lines.append("Unknown role, so no access: " + _pairs(self.unknown_roles))
         if self.denied:
             lines.append("Role without analytics access: " + _pairs(self.denied))
+        if self.ambiguous:
+            lines.append("Ambiguous emails, so no access for these Grafana accounts:")
+            lines += [f"  {_describe_ambiguity(a)}" for a in self.ambiguous]
         return lines
 
 
@@ -167,12 +175,12 @@ class AccessSync:
     def plan(self) -> Plan:
         """Read the organization and Grafana and work out what must change; changes nothing."""
         plan = Plan(self.config.folder_uid, permissions_after=self.config.teams)
-        users = {u.email.lower(): u for u in self.grafana.org_users() if u.email}
-        desired = self._desired_members(plan, users)
+        accounts = self.grafana.org_users()
+        desired = self._desired_members(plan, accounts)
         teams = {name: self.grafana.find_team(name) for name in self.config.teams}
         plan.create_teams = [name for name, team in teams.items() if team is None]
         plan.team_ids = {name: team.id for name, team in teams.items() if team}
-        by_id = {u.id: u for u in users.values()}
+        by_id = {u.id: u for u in accounts}
         for name, team in teams.items():
             current = self.grafana.team_member_ids(team.id) if team else set()
             plan.remove += [_change(name, uid, by_id) for uid in sorted(current - desired[name])]
@@ -214,20 +222,25 @@ class AccessSync:
                     log.info("%s", "\n".join(plan.describe()))
             stop_event.wait(interval)
 
-    def _desired_members(self, plan: Plan, users: dict[str, GrafanaUser]) -> dict[str, set[int]]:
+    def _desired_members(self, plan: Plan, accounts: Sequence[GrafanaUser]) -> dict[str, set[int]]:
+        """Each team's accounts: those matched to exactly one allowed member, and no others."""
         desired: dict[str, set[int]] = {name: set() for name in self.config.teams}
-        for member in self.source.list_users():
-            email, role = _field(member, "email"), _field(member, "role")
+        members = [Member(_field(m, "email"), _field(m, "role")) for m in self.source.list_users()]
+        matches, plan.ambiguous = match(members, accounts)
+        for found in matches:
+            email, role = found.member.email, found.member.role
             level = self.config.role_map.get(role)
             if level is None:
                 target = plan.denied if role in KNOWN_ROLES else plan.unknown_roles
                 target.append((email, role))
-            elif email.lower() in users:
-                desired[self.config.team_for(level)].add(users[email.lower()].id)
-            else:
+            elif found.account is not None:
+                desired[self.config.team_for(level)].add(found.account.id)
+            elif found.ambiguity is None:
                 plan.no_account.append(email)
         for email, role in plan.unknown_roles:
             log.warning("member %s has the unknown role %r and gets no access", email, role)
+        for ambiguity in plan.ambiguous:
+            log.warning("no access because of ambiguous emails: %s", _describe_ambiguity(ambiguity))
         return desired
 
     def _folder_permissions(self) -> list[Grant]:
@@ -373,7 +386,10 @@ def from_args(args: argparse.Namespace, source: UserSource) -> AccessSync:
 
 
 def run(args: argparse.Namespace, client: UserSource) -> int:
-    """`grafana-access sync [--dry-run]`: print the plan, then apply it unless it is a dry run."""
+    """`grafana-access sync [--dry-run]`: print the plan, then apply it unless it is a dry run.
+
+    Exits with `EXIT_AMBIGUOUS` when the sync went through but left ambiguous accounts out, so that
+    a cron job or a CronJob tells someone to fix the emails."""
     try:
         sync = from_args(args, client)
     except AccessConfigError as exc:
@@ -390,6 +406,13 @@ def run(args: argparse.Namespace, client: UserSource) -> int:
     except (AccessSyncError, GrafanaError, ApiError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if plan.ambiguous:
+        print(
+            f"warning: {sum(len(a.accounts) for a in plan.ambiguous)} Grafana accounts got no "
+            "access because their emails are ambiguous; make each email match one Console member",
+            file=sys.stderr,
+        )
+        return EXIT_AMBIGUOUS
     return 0
 
 
@@ -431,6 +454,16 @@ def _without_admin(grants: list[Grant]) -> list[Grant]:
 
 def _level(permission: int) -> str:
     return "Edit" if permission == EDIT else "View"
+
+
+def _describe_ambiguity(ambiguity: Ambiguity) -> str:
+    """Emails in `ascii()` form, so that look-alike characters show as escapes."""
+    accounts = ", ".join(
+        f"{ascii(a.email)} (Grafana user {a.id}, login {ascii(a.login)})"
+        for a in ambiguity.accounts
+    )
+    members = ", ".join(f"{ascii(m.email)} ({m.role or 'no role'})" for m in ambiguity.members)
+    return f"{accounts or 'no Grafana account'}; Console: {members}: {ambiguity.reason}"
 
 
 def _pairs(pairs: list[tuple[str, str]]) -> str:

@@ -105,6 +105,14 @@ class GrafanaStub:
         self.users[user.id] = user
         return user
 
+    def delete_user(self, user_id: int) -> None:
+        """As a server admin deleting a user does: their team memberships and grants go too."""
+        del self.users[user_id]
+        for team in self.teams.values():
+            team.members.discard(user_id)
+        for folder in self.folders.values():
+            folder.items = [i for i in folder.items if i.get("userId") != user_id]
+
     def add_folder(self, uid: str, title: str) -> Folder:
         folder = Folder(
             next(self._ids),

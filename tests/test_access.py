@@ -416,16 +416,17 @@ def test_run_forever_survives_a_failed_sync(org, grafana, caplog):
     )
 
 
-def test_the_subcommand_runs_from_the_command_line(org, grafana):
+def run_cli(api_url: str, grafana: GrafanaStub, *args: str) -> subprocess.CompletedProcess:
+    """`python -m exporter grafana-access sync`, as a user runs it, in a process of its own."""
     env = {
         "PATH": "/usr/bin:/bin",
         "ANTHROPIC_ADMIN_API_KEY": TEST_KEY,
-        "ANTHROPIC_BASE_URL": org.url,
+        "ANTHROPIC_BASE_URL": api_url,
         "GRAFANA_URL": grafana.url,
         "GRAFANA_TOKEN": grafana.token,
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "exporter", "grafana-access", "sync", "--dry-run"],
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", "grafana-access", "sync", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -433,6 +434,10 @@ def test_the_subcommand_runs_from_the_command_line(org, grafana):
         timeout=60,
         check=False,
     )
+
+
+def test_the_subcommand_runs_from_the_command_line(org, grafana):
+    done = run_cli(org.url, grafana, "--dry-run")
 
     assert done.returncode == 0, done.stderr
     assert "add adam@example.com to 'Claude Code analytics editors'" in done.stdout
@@ -500,3 +505,67 @@ def test_users_json_fixture_is_in_the_documented_shape():
         assert set(page) == {"data", "has_more", "first_id", "last_id"}
         for user in page["data"]:
             assert set(user) == {"id", "type", "email", "name", "role", "added_at"}
+
+
+def fullwidth(email: str) -> str:
+    """The local part in fullwidth forms (`ｍａｒｅｋ`), which NFKC turns back into ASCII."""
+    local, _, domain = email.partition("@")
+    return "".join(chr(ord(c) + 0xFEE0) for c in local) + "@" + domain
+
+
+def cyrillic(email: str) -> str:
+    """The same email with its first Latin `a` replaced by the Cyrillic `а` (U+0430)."""
+    return email.replace("a", "\u0430", 1)
+
+
+def test_the_command_gives_ambiguous_accounts_nothing_and_names_them(simulated, simulated_grafana):
+    grafana = simulated_grafana
+    marek, nadia, priya = [u for u in simulated.org.users() if u["role"] == "developer"][:3]
+    assert run_cli(simulated.url, grafana).returncode == 0
+    assert {login(marek), login(nadia), login(priya)} <= who_sees(grafana)
+    shouting = grafana.add_user("marek-shouting", marek["email"].upper())
+    nadia_account = next(u for u in grafana.users.values() if u.login == login(nadia))
+    grafana.delete_user(nadia_account.id)
+    grafana.add_user("nadia-fullwidth", fullwidth(nadia["email"]))
+    grafana.add_user("priya-cyrillic", cyrillic(priya["email"]))
+
+    done = run_cli(simulated.url, grafana)
+
+    assert who_sees(grafana) == (
+        allowed_in(simulated) - {login(marek), login(nadia)} | GRAFANA_ADMINS
+    )
+    assert f"remove {marek['email']} from 'Claude Code analytics viewers'" in done.stdout
+    for named in (marek["email"], shouting.email, fullwidth(nadia["email"])):
+        assert ascii(named) in done.stdout
+    assert ascii(cyrillic(priya["email"])) not in done.stdout
+    assert "2 Grafana accounts have confusable emails" in done.stdout
+    assert "equal only after Unicode normalization" in done.stdout
+    assert done.returncode == access.EXIT_AMBIGUOUS, done.stderr
+    assert done.stderr.splitlines()[-1].startswith("warning: 3 Grafana accounts got no access")
+    assert TEST_KEY not in done.stdout + done.stderr
+
+
+def test_the_command_gives_nothing_to_an_account_that_one_denied_member_also_maps_to(
+    grafana, tmp_path
+):
+    users = {
+        "data": [
+            {"id": "user_01BobAdmin", "type": "user", "email": "BOB@example.com",
+             "name": "Bob", "role": "admin", "added_at": "2024-01-02T09:00:00Z"},
+            {"id": "user_01BobUser", "type": "user", "email": "bob@example.com",
+             "name": "Bob", "role": "user", "added_at": "2024-01-03T09:00:00Z"},
+            {"id": "user_01Pat", "type": "user", "email": "pat@example.com",
+             "name": "Pat", "role": "owner", "added_at": "2024-01-04T09:00:00Z"},
+        ],
+        "has_more": False, "first_id": "user_01BobAdmin", "last_id": "user_01Pat",
+    }  # fmt: skip
+    (tmp_path / "users_page1.json").write_text(json.dumps(users))
+    bob = grafana.add_user("bob", "bob@example.com")
+
+    with FakeAdminApi(TEST_KEY, fixtures=tmp_path) as api:
+        done = run_cli(api.url, grafana)
+
+    assert who_sees(grafana) == {"pat"} | GRAFANA_ADMINS
+    assert f"'bob@example.com' (Grafana user {bob.id}, login 'bob')" in done.stdout
+    assert "2 Console members have confusable emails" in done.stdout
+    assert done.returncode == access.EXIT_AMBIGUOUS, done.stderr
