@@ -408,8 +408,8 @@ def run(args: argparse.Namespace, client: UserSource) -> int:
         return 1
     if plan.ambiguous:
         print(
-            f"warning: {sum(len(a.accounts) for a in plan.ambiguous)} Grafana accounts got no "
-            "access because their emails are ambiguous; make each email match one Console member",
+            "warning: the accounts listed as ambiguous got no access; make each Grafana account's "
+            "email that of exactly one Console member",
             file=sys.stderr,
         )
         return EXIT_AMBIGUOUS
