@@ -16,9 +16,11 @@ TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation")
 ACTOR_TYPES = {"user_actor": ("user", "email_address"), "api_actor": ("api_key", "api_key_name")}
 # Cost is kept in millionths of a cent so that decimal amounts add up exactly.
 MICROCENTS_PER_CENT = 1_000_000
-# No single actor-day plausibly reaches these; larger values are corrupt data, not usage.
+# No actor-day plausibly reaches these, in one record or summed over the actor's records of the
+# day ($1M of cost); larger values are corrupt data, not usage. They also keep every sum the store
+# computes within 64-bit integers: a month of thousands of actors at the bound still fits.
 MAX_COUNT = 10**12
-MAX_COST_CENTS = 10**9
+MAX_COST_CENTS = 10**8
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
@@ -61,6 +63,24 @@ class UsageRecord:
 
     def describe(self) -> str:
         return f"{self.day.isoformat()} {self.actor_type} {self.actor!r}"
+
+    def totals(self) -> tuple[int, ...]:
+        """Every quantity of the record summed over its models and tools: what the store adds up.
+        Cost in cents (rounded down), then the core counts, tokens by type and tool decisions."""
+        cost = sum(m.cost_microcents for m in self.models) // MICROCENTS_PER_CENT
+        tokens = [sum(m.tokens[t] for m in self.models) for t in TOKEN_TYPES]
+        decided = sum(accepted + rejected for accepted, rejected in self.tools.values())
+        core = (self.sessions, self.lines_added, self.lines_removed, self.commits)
+        return (cost, *core, self.pull_requests, *tokens, decided)
+
+
+def implausible(totals: tuple[int, ...]) -> str | None:
+    """What makes an actor-day's totals (UsageRecord.totals(), summed) implausible, or None."""
+    if totals[0] > MAX_COST_CENTS:
+        return f"estimated cost is implausibly large ({totals[0]} cents)"
+    if max(totals[1:]) > MAX_COUNT:
+        return f"a count is implausibly large ({max(totals[1:])})"
+    return None
 
 
 @dataclass

@@ -29,7 +29,7 @@ from .collector import (
     exporter_families,
     render,
 )
-from .parse import UsageRecord
+from .parse import UsageRecord, implausible
 from .store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -269,9 +269,11 @@ def _last_success(store: Store) -> float | None:
 
 
 def fetch_day(client: AdminClient, day: date) -> DayFetch:
-    """All pages of one day; exact duplicates (a record repeated across pages) are dropped."""
+    """All pages of one day; exact duplicates (a record repeated across pages) are dropped, and so
+    is a record that would take its actor's day past what is plausible (parse.implausible())."""
     records: list[UsageRecord] = []
     rejected: dict[str, int] = {}
+    actor_days: dict[tuple[str, str], tuple[int, ...]] = {}
     # Records are compared whole only when actor and terminal match: that is rare, and comparing
     # every record's full text would cost as much as parsing it.
     seen: dict[tuple[str, str, str], list[UsageRecord]] = {}
@@ -287,6 +289,17 @@ def fetch_day(client: AdminClient, day: date) -> DayFetch:
                 rejected["duplicate"] = rejected.get("duplicate", 0) + 1
                 log.warning("skipped a duplicate record: %s", record.describe())
                 continue
+            actor = (record.actor_type, record.actor)
+            before = actor_days.get(actor)
+            totals = record.totals()
+            if before is not None:
+                totals = tuple(a + b for a, b in zip(before, totals, strict=True))
+            problem = implausible(totals)
+            if problem is not None:
+                rejected["implausible_value"] = rejected.get("implausible_value", 0) + 1
+                log.warning("skipped a record of %s: %s", record.describe(), problem)
+                continue
+            actor_days[actor] = totals
             same_actor.append(record)
             records.append(record)
     return DayFetch(records, rejected)

@@ -7,10 +7,12 @@ exporter with hand-computed sums."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import threading
 import time
 from collections import Counter
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -23,6 +25,18 @@ def error_body(kind: str, message: str) -> bytes:
     return json.dumps(
         {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_test"}
     ).encode()
+
+
+def fixtures_on(folder: Path, days: dict[str, date]) -> Path:
+    """The fixture pages in `folder`, with each fixture day in `days` moved to the date it maps
+    to, so a test at any instant (or at the real one) serves the hand-written days it needs."""
+    for page in FIXTURES.glob("users_page*.json"):
+        shutil.copy(page, folder / page.name)
+    for source, target in days.items():
+        for page in FIXTURES.glob(f"usage_{source}_page*.json"):
+            text = page.read_text().replace(source, target.isoformat())
+            (folder / page.name.replace(source, target.isoformat())).write_text(text)
+    return folder
 
 
 class _Server(ThreadingHTTPServer):

@@ -6,8 +6,7 @@ whatever the real time is."""
 
 from __future__ import annotations
 
-import shutil
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,23 +18,11 @@ from exporter.collector import Settings
 from exporter.poller import Poller
 from exporter.store import Store
 from exposition import samples, value
-from fake_admin_api import FIXTURES, FakeAdminApi
+from fake_admin_api import FakeAdminApi, fixtures_on
 
 P = "claude_code_analytics"
 # The fixture days: alice (two terminals), bob and the API key ci-claude-code; then bob alone.
 THREE_ACTORS, BOB_ALONE = "2026-01-15", "2026-01-16"
-
-
-def fixtures_on(folder: Path, days: dict[str, date]) -> Path:
-    """The fixture pages with each fixture day in `days` moved to the date it maps to."""
-    for page in FIXTURES.glob("users_page*.json"):
-        shutil.copy(page, folder / page.name)
-    for source, target in days.items():
-        for page in FIXTURES.glob(f"usage_{source}_page*.json"):
-            text = page.read_text().replace(source, target.isoformat())
-            name = page.name.replace(source, target.isoformat())
-            (folder / name).write_text(text)
-    return folder
 
 
 def poll_at(moment: datetime, fixtures: Path, tmp_path: Path) -> dict:

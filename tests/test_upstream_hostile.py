@@ -3,6 +3,7 @@ simulated organization, read through /metrics as Prometheus reads it."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -16,11 +17,13 @@ import console
 from conftest import TEST_KEY
 from exporter.simulator import SimulatedOrganization, serve
 from exposition import samples, series, value
+from fake_admin_api import FakeAdminApi, fixtures_on
 from procs import start_exporter
 
 pytestmark = pytest.mark.e2e
 P = "claude_code_analytics"
 ARGS = ("--poll.interval=1h", "--api.max-retries=0", "--history.days=3")
+BOB_ALONE = "2026-01-16"  # the fixture day with bob's one record: $2.50
 
 
 def wait_for(url: str, done: Callable[[dict], bool], timeout: float = 30) -> dict:
@@ -106,3 +109,57 @@ def test_a_failure_and_a_poll_in_progress_show_while_the_poll_is_stuck(org, tmp_
     assert value(during, f"{P}_exporter_poll_in_progress") == 1
     started = value(during, f"{P}_exporter_poll_start_timestamp_seconds")
     assert started is not None and abs(started - time.time()) < 60
+
+
+def record_of(actor: str, terminal: str, models: int, cents: int) -> dict:
+    """A record in the API's shape for the test's day, with `models` entries of `cents` each."""
+    return {
+        "date": "DAY",
+        "actor": {"type": "user_actor", "email_address": actor},
+        "organization_id": "dc9f6c26-b22c-4831-8d01-0446bada88f1",
+        "customer_type": "api",
+        "terminal_type": terminal,
+        "core_metrics": {
+            "num_sessions": 1,
+            "lines_of_code": {"added": 1, "removed": 0},
+            "commits_by_claude_code": 0,
+            "pull_requests_by_claude_code": 0,
+        },
+        "model_breakdown": [
+            {
+                "model": f"claude-model-{n}",
+                "tokens": {"input": 1, "output": 1, "cache_read": 0, "cache_creation": 0},
+                "estimated_cost": {"currency": "USD", "amount": cents},
+            }
+            for n in range(models)
+        ],
+    }
+
+
+def test_implausible_numbers_are_rejected_per_record_and_everyone_else_is_exported(
+    frozen_now, tmp_path
+):
+    """One record whose models add up past 64-bit integers, and an actor whose two records are
+    each plausible but not together: each is rejected and counted, before and after a restart,
+    and bob's figures of the same day are exported."""
+    day = frozen_now.date() - timedelta(days=1)
+    fixtures = fixtures_on(tmp_path, {BOB_ALONE: day})
+    page_path = fixtures / f"usage_{day}_page1.json"
+    page = json.loads(page_path.read_text())
+    hostile = [
+        record_of("mallory@example.com", "vscode", models=10_000, cents=10**9),
+        record_of("eve@example.com", "vscode", models=1, cents=6 * 10**7),
+        record_of("eve@example.com", "iterm", models=1, cents=6 * 10**7),
+    ]
+    page["data"] += json.loads(json.dumps(hostile).replace('"DAY"', f'"{day}T00:00:00Z"'))
+    page_path.write_text(json.dumps(page))
+    cost, rejected = f"{P}_yesterday_cost_usd", f"{P}_exporter_records_rejected_total"
+    shown = []
+    with FakeAdminApi(TEST_KEY, fixtures) as api:
+        env = {"ANTHROPIC_BASE_URL": api.url, "ANTHROPIC_ADMIN_API_KEY": TEST_KEY}
+        for _ in range(2):  # the second exporter restarts on the first one's store
+            with start_exporter(tmp_path, *ARGS, env=env) as proc:
+                shown.append(samples(requests.get(f"{proc.url}/metrics", timeout=5).content))
+    for exposition in shown:
+        assert by_member(exposition, cost) == {"bob@example.com": 2.5, "eve@example.com": 600_000}
+        assert value(exposition, rejected, reason="implausible_value") == 2
