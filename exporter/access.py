@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Protocol
 
 from .client import AdminClient, ApiError
-from .config import DEFAULT_BASE_URL, ConfigError, read_api_key
+from .config import ConfigError, admin_api_url, read_api_key
 from .grafana import EDIT, VIEW, GrafanaClient, GrafanaError, GrafanaUser, Grant, Team
 from .identity import Ambiguity, Member, match
+from .origin import UnsafeUrl, parse_origin
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +365,10 @@ def grafana_from_args(
     url = args.grafana_url or env.get("GRAFANA_URL")
     if not url:
         raise AccessConfigError("set GRAFANA_URL or --grafana.url to the Grafana to reconcile")
+    try:
+        origin = parse_origin(url, "--grafana.url" if args.grafana_url else "GRAFANA_URL")
+    except UnsafeUrl as exc:
+        raise AccessConfigError(str(exc)) from None
     token_file = args.grafana_token_file or env.get("GRAFANA_TOKEN_FILE")
     if token_file:
         try:
@@ -378,7 +383,7 @@ def grafana_from_args(
         raise AccessConfigError(
             "set GRAFANA_TOKEN or GRAFANA_TOKEN_FILE to a Grafana service-account token"
         )
-    return GrafanaClient(url, token)
+    return GrafanaClient(origin, token)
 
 
 def from_args(args: argparse.Namespace, source: UserSource) -> AccessSync:
@@ -430,10 +435,10 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         api_key = read_api_key(os.environ)
+        base_url = admin_api_url(os.environ)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    base_url = os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
     return run(args, AdminClient(base_url, api_key))
 
 

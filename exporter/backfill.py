@@ -38,6 +38,7 @@ from .client import AdminClient, ApiError
 from .clock import DATA_DELAY, Clock, day_start, utc_now
 from .collector import PREFIX, MemberLabels, Settings, data_families
 from .config import Config, ConfigError, add_arguments, load
+from .origin import Origin
 from .poller import DayFetch, fetch_day
 from .store import Actor, Store, StoreError
 
@@ -248,7 +249,8 @@ def run(
     store = Store(config.storage_path)
     simulator = None
     try:
-        base_url, api_key = config.base_url, config.api_key
+        base_url: Origin | str = config.base_url
+        api_key = config.api_key
         if config.demo:
             from .simulator import SimulatedOrganization
             from .simulator import serve as serve_simulator

@@ -14,6 +14,7 @@ from . import __version__
 from .client import AdminClient
 from .collector import Settings
 from .config import Config, ConfigError, add_arguments, load, parse_duration
+from .origin import Origin
 from .poller import Poller
 from .store import Store, StoreError
 
@@ -101,7 +102,8 @@ def serve(
 def build_poller(config: Config) -> tuple[Poller, Callable[[], None]]:
     """The poller over the store and the Admin API (or the simulator), and how to close them."""
     store = Store(config.storage_path)
-    base_url, api_key, simulator = config.base_url, config.api_key, None
+    base_url: Origin | str = config.base_url
+    api_key, simulator = config.api_key, None
     if config.demo:
         from .simulator import SimulatedOrganization
         from .simulator import serve as serve_simulator

@@ -1,23 +1,23 @@
 """HTTP client for the Anthropic Admin API endpoints the exporter reads.
 
 Retries with exponential backoff and jitter on 429, 5xx (529 "overloaded" included), timeouts,
-connection errors and unreadable bodies, honouring `Retry-After`. The key is sent in a header and
-never appears in an exception, a log line or a metric label."""
+connection errors and unreadable bodies, honouring `Retry-After`. The key is sent in a header, only
+to the configured origin (exporter/origin.py), and never appears in an exception, a log line or a
+metric label."""
 
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import logging
 import random
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
-from urllib.parse import urlsplit
 
 import requests
 
 from . import __version__
+from .origin import Origin, RedirectRefused, parse_origin, send, session_for
 from .parse import Member, PageError, UsagePage, parse_usage_page, parse_users_page
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class AuthError(ApiError):
 class AdminClient:
     def __init__(
         self,
-        base_url: str,
+        base_url: Origin | str,
         api_key: str,
         *,
         timeout: float = 30.0,
@@ -61,7 +61,9 @@ class AdminClient:
         on_request: RequestHook | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        self.base_url = base_url.rstrip("/")
+        if isinstance(base_url, str):
+            base_url = parse_origin(base_url, "the Admin API URL")
+        self.origin = base_url
         self._api_key = api_key
         self.timeout = timeout
         self.max_retries = max_retries
@@ -70,7 +72,7 @@ class AdminClient:
         self.page_limit = page_limit
         self.on_request = on_request or (lambda endpoint, code, failed: None)
         self._sleep = sleep
-        self._session = requests.Session()
+        self._session = session_for(self.origin)
         self._session.headers.update(
             {
                 "anthropic-version": API_VERSION,
@@ -80,12 +82,12 @@ class AdminClient:
         )
 
     def __repr__(self) -> str:
-        return f"AdminClient(base_url={self.base_url!r})"
+        return f"AdminClient(base_url={str(self.origin)!r})"
 
     def clone(self) -> AdminClient:
         """Another client on the same API and key, with its own session, for another thread."""
         return AdminClient(
-            self.base_url,
+            self.origin,
             self._api_key,
             timeout=self.timeout,
             max_retries=self.max_retries,
@@ -138,28 +140,28 @@ class AdminClient:
         raise ApiError(ENDPOINT_USERS, "bad_page", "users list has too many pages")
 
     def _get(self, endpoint: str, path: str, params: dict) -> object:
-        if not secure_url(self.base_url):
-            raise ApiError(
-                endpoint,
-                "insecure_url",
-                f"refusing to send the admin key to {self.base_url}: ANTHROPIC_BASE_URL must be"
-                " https:// (plain http only on loopback)",
-            )
         for attempt in range(self.max_retries + 1):
             last = attempt == self.max_retries
             try:
-                response = self._session.get(
-                    self.base_url + path,
+                response = send(
+                    self._session,
+                    self.origin,
+                    "GET",
+                    path,
                     params=params,
                     headers={"x-api-key": self._api_key},
                     timeout=self.timeout,
                 )
+            except RedirectRefused as exc:
+                self.on_request(endpoint, "redirect_refused", True)
+                message = f"{endpoint}: {self._redact(str(exc))}"
+                raise ApiError(endpoint, "redirect_refused", message) from None
             except requests.Timeout:
                 self._failed(endpoint, "timeout", f"{endpoint}: request timed out", last)
                 self._sleep(self._delay(attempt, None))
                 continue
             except requests.RequestException as exc:
-                message = f"{endpoint}: cannot reach {self.base_url} ({type(exc).__name__})"
+                message = f"{endpoint}: cannot reach {self.origin} ({type(exc).__name__})"
                 self._failed(endpoint, "connection_error", message, last)
                 self._sleep(self._delay(attempt, None))
                 continue
@@ -205,19 +207,6 @@ class AdminClient:
         if wait is not None:
             delay = max(delay, min(wait, self.max_backoff * 5))
         return delay
-
-
-def secure_url(url: str) -> bool:
-    """https, or plain http to this host only: every request carries the admin key."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return True
-    host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    return parts.scheme == "http" and loopback
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

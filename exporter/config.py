@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from .origin import Origin, UnsafeUrl, parse_origin
+
 DEFAULT_PORT = 9687  # 9464 is Claude Code's own Prometheus endpoint
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_STORAGE = "data/claude-code-analytics.db"
@@ -33,7 +35,7 @@ class Config:
     poll_interval: float
     refetch_days: int
     history_days: int | None
-    base_url: str
+    base_url: Origin
     api_key: str
     api_timeout: float
     api_max_retries: int
@@ -46,7 +48,8 @@ class Config:
     web: WebConfig | None = None
 
     def __repr__(self) -> str:  # never show the key
-        return f"Config(base_url={self.base_url!r}, storage_path={str(self.storage_path)!r}, ...)"
+        url, path = str(self.base_url), str(self.storage_path)
+        return f"Config(base_url={url!r}, storage_path={path!r}, ...)"
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,7 @@ def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Con
         poll_interval=poll_interval,
         refetch_days=_integer("poll.refetch-days", get("poll.refetch-days", 3), 1, 31),
         history_days=None if history is None else _integer("history.days", history, 1, 3660),
-        base_url=env.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL,
+        base_url=parse_origin(DEFAULT_BASE_URL, "the default URL") if demo else admin_api_url(env),
         api_key="" if demo else read_api_key(env),
         api_timeout=parse_duration(str(get("api.timeout", "30s"))),
         api_max_retries=_integer("api.max-retries", get("api.max-retries", 5), 0, 20),
@@ -227,6 +230,14 @@ def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Con
         log_level=level,
         web=_web_config(get("web.config.file", None)),
     )
+
+
+def admin_api_url(env: dict[str, str] | os._Environ) -> Origin:
+    """The Admin API's origin from ANTHROPIC_BASE_URL, checked before any key is sent to it."""
+    try:
+        return parse_origin(env.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL, "ANTHROPIC_BASE_URL")
+    except UnsafeUrl as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def read_api_key(env: dict[str, str] | os._Environ) -> str:

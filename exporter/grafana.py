@@ -4,7 +4,8 @@ It authenticates with a service-account token (`Authorization: Bearer`), which n
 organization's Admin role: that role can list the organization's users, manage teams and set
 folder permissions. Users are looked up in `/api/org/users` rather than `/api/users/lookup`,
 because the latter needs a server admin, which a service account cannot be. Every failure is a
-`GrafanaError` whose message is one sentence and never contains the token."""
+`GrafanaError` whose message is one sentence and never contains the token; the token is sent only
+to the configured origin, never along a redirect to another (exporter/origin.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+
+from .origin import Origin, RedirectRefused, parse_origin, send, session_for
 
 VIEW, EDIT, ADMIN = 1, 2, 4
 PERMISSION_NAMES = {VIEW: "View", EDIT: "Edit", ADMIN: "Admin"}
@@ -68,15 +71,15 @@ class Grant:
 
 
 class GrafanaClient:
-    def __init__(self, url: str, token: str, *, timeout: float = 10.0):
-        self.url = url.rstrip("/")
+    def __init__(self, url: Origin | str, token: str, *, timeout: float = 10.0):
+        self.origin = parse_origin(url, "the Grafana URL") if isinstance(url, str) else url
         self._token = token
         self.timeout = timeout
-        self._session = requests.Session()
+        self._session = session_for(self.origin)
         self._session.headers.update({"Accept": "application/json"})
 
     def __repr__(self) -> str:
-        return f"GrafanaClient(url={self.url!r})"
+        return f"GrafanaClient(url={str(self.origin)!r})"
 
     def org_users(self) -> list[GrafanaUser]:
         """Every user of the token's organization."""
@@ -128,16 +131,20 @@ class GrafanaClient:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            response = self._session.request(
+            response = send(
+                self._session,
+                self.origin,
                 method,
-                self.url + path,
+                path,
                 headers={"Authorization": f"Bearer {self._token}"},
                 timeout=self.timeout,
                 **kwargs,
             )
+        except RedirectRefused as exc:
+            raise GrafanaError(f"Grafana {method} {path}: {self._redact(str(exc))}") from None
         except requests.RequestException as exc:
             raise GrafanaError(
-                f"cannot reach Grafana at {self.url} ({type(exc).__name__})"
+                f"cannot reach Grafana at {self.origin} ({type(exc).__name__})"
             ) from None
         if response.status_code >= 400:
             message = self._redact(_message(response))

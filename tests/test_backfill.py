@@ -43,7 +43,7 @@ def day(text: str) -> date:
     return date.fromisoformat(text)
 
 
-def options(tmp_path: Path, *args: str, now: datetime = NOW, base_url: str = "http://x"):
+def options(tmp_path: Path, *args: str, now: datetime = NOW, base_url: str = "http://127.0.0.1:9"):
     env = {"ANTHROPIC_ADMIN_API_KEY": TEST_KEY, "ANTHROPIC_BASE_URL": base_url}
     argv = [f"--output={tmp_path / 'blocks'}", f"--storage.path={tmp_path / 'store.db'}", *args]
     return parse_args(argv, env, now)
