@@ -88,10 +88,10 @@ def redirect(location: str, status: int = 302) -> Callable[[str], Reply]:
     return lambda path: (status, {"Location": location}, b"")
 
 
-def serve(tmp_path, env: dict[str, str]) -> subprocess.CompletedProcess:
+def serve(tmp_path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """The exporter's main command, which listens and polls unless it refuses to start."""
     listen = f"--web.listen-address=127.0.0.1:{free_port()}"
-    return run(listen, f"--storage.path={tmp_path / 's.db'}", env=env)
+    return run(listen, f"--storage.path={tmp_path / 's.db'}", *args, env=env)
 
 
 def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -201,6 +201,20 @@ def test_grafana_access_refuses_a_grafana_url_the_token_must_not_go_to(
     result = run("grafana-access", "sync", "--dry-run", env=env)
     assert_refused_at_start(result, "error: GRAFANA_URL", words)
     assert "hunter2" not in result.stderr
+    assert elsewhere.requests == []
+
+
+def test_the_exporters_access_timer_refuses_a_grafana_url_the_token_must_not_go_to(
+    tmp_path, fake_api, elsewhere
+):
+    env = {
+        "ANTHROPIC_BASE_URL": fake_api.url,
+        "ANTHROPIC_ADMIN_API_KEY": TEST_KEY,
+        "GRAFANA_URL": backslash_url(elsewhere),
+        "GRAFANA_TOKEN": GRAFANA_TOKEN,
+    }
+    result = serve(tmp_path, env, "--grafana-access.interval=1m")
+    assert_refused_at_start(result, f"{PROG}: GRAFANA_URL", "contains a backslash")
     assert elsewhere.requests == []
 
 
