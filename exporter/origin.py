@@ -20,6 +20,8 @@ from requests.utils import get_environ_proxies
 from urllib3.exceptions import LocationParseError
 from urllib3.util import Url, parse_url
 
+from . import cutoff
+
 DEFAULT_PORTS = {"https": 443, "http": 80}
 MAX_REDIRECTS = 3
 FORM = "https://host[:port][/path], or http:// to a loopback address"
@@ -88,7 +90,7 @@ def session_for(origin: Origin) -> requests.Session:
     proxy sees only a CONNECT tunnel, the key travels inside TLS. An http (loopback) origin never
     goes through a proxy. `.netrc` is never read; `REQUESTS_CA_BUNDLE` and `CURL_CA_BUNDLE` still
     name the certificate authorities, as `requests` would by itself."""
-    session = requests.Session()
+    session = cutoff.session()
     session.trust_env = False
     session.verify = (
         os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
@@ -108,10 +110,11 @@ def send(
 
     A GET follows up to MAX_REDIRECTS redirects on the same origin; a redirect to another origin
     (another host or port, or https to http), of another method, or one too many, raises
-    RedirectRefused."""
+    RedirectRefused. `timeout` bounds each request as a whole, from connecting to the last byte
+    of the body (exporter/cutoff.py), and raises requests.Timeout when it runs out."""
     url = origin.url(path)
     for _ in range(MAX_REDIRECTS + 1):
-        response = session.request(method, url, allow_redirects=False, **kwargs)
+        response = _within_timeout(session, method, url, **kwargs)
         if not response.is_redirect:
             return response
         response.close()
@@ -124,6 +127,18 @@ def send(
         url = target
         kwargs.pop("params", None)
     raise RedirectRefused(f"more than {MAX_REDIRECTS} redirects from {origin.url(path)}")
+
+
+def _within_timeout(
+    session: requests.Session, method: str, url: str, *, timeout: float, **kwargs: Any
+) -> requests.Response:
+    with cutoff.within(timeout) as limit:
+        try:
+            return session.request(method, url, allow_redirects=False, timeout=timeout, **kwargs)
+        except requests.RequestException:
+            if limit.fired:
+                raise requests.Timeout(f"no complete answer within {timeout:g}s") from None
+            raise
 
 
 def _parse(text: str, name: str, *, allow_query: bool) -> Url:

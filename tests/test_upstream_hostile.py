@@ -4,6 +4,7 @@ simulated organization, read through /metrics as Prometheus reads it."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -163,3 +164,62 @@ def test_implausible_numbers_are_rejected_per_record_and_everyone_else_is_export
     for exposition in shown:
         assert by_member(exposition, cost) == {"bob@example.com": 2.5, "eve@example.com": 600_000}
         assert value(exposition, rejected, reason="implausible_value") == 2
+
+
+class DripServer:
+    """Answers every request one byte at a time, each well within any read timeout, so only a
+    limit on the whole request stops it. Bounded: each answer ends after `seconds`."""
+
+    ANSWER = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"data": []}' + b" " * 200
+
+    def __init__(self, every: float = 0.3, seconds: float = 30):
+        self.every, self.seconds = every, seconds
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self._listener.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed by __exit__
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        deadline = time.monotonic() + self.seconds
+        with conn:
+            conn.recv(65536)
+            for byte in self.ANSWER:
+                if self._stop.is_set() or time.monotonic() > deadline:
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return  # the client gave up: what the test wants
+                time.sleep(self.every)
+
+    def __enter__(self) -> DripServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._listener.close()
+
+
+def test_a_server_that_drips_one_byte_at_a_time_fails_the_request_within_the_timeout(tmp_path):
+    with DripServer() as server:
+        env = {"ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_ADMIN_API_KEY": TEST_KEY}
+        args = ("--poll.interval=1h", "--api.max-retries=0", "--api.timeout=1s")
+        started = time.monotonic()
+        with start_exporter(tmp_path, *args, env=env, ready_path="/-/healthy") as proc:
+            errors = f"{P}_exporter_api_errors_total"
+            shown = wait_for(
+                proc.url, lambda m: value(m, errors, endpoint="users", code="timeout"), timeout=15
+            )
+    assert time.monotonic() - started < 15
+    assert value(shown, f"{P}_exporter_up") == 0
