@@ -30,6 +30,11 @@ ENDPOINT_USAGE = "claude_code_usage"
 ENDPOINT_USERS = "users"
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
 MAX_PAGES = 100_000
+# The code of an ApiError for a day or list whose pages make no sense: a repeated cursor, too many
+# pages, a malformed page. Another day may still be fine.
+BAD_PAGE = "bad_page"
+# Pages in a row that say has_more but hold nothing: the data cannot need them.
+MAX_EMPTY_PAGES = 3
 
 RequestHook = Callable[[str, str, bool], None]
 
@@ -101,43 +106,55 @@ class AdminClient:
         """Every page of the Claude Code usage report for one UTC day."""
         params: dict[str, str | int] = {"starting_at": day.isoformat(), "limit": self.page_limit}
         seen: set[str] = set()
+        empty = 0
         for _ in range(MAX_PAGES):
             payload = self._get(ENDPOINT_USAGE, USAGE_PATH, params)
             try:
                 page = parse_usage_page(payload, day)
             except PageError as exc:
-                raise ApiError(
-                    ENDPOINT_USAGE, "bad_page", f"usage report for {day}: {exc}"
-                ) from exc
+                raise ApiError(ENDPOINT_USAGE, BAD_PAGE, f"usage report for {day}: {exc}") from exc
             yield page
             if not page.has_more:
                 return
-            if page.next_page in seen:
+            empty = 0 if page.records or page.rejected else empty + 1
+            if empty == MAX_EMPTY_PAGES:
                 raise ApiError(
-                    ENDPOINT_USAGE, "bad_page", f"usage report for {day} repeats a cursor"
+                    ENDPOINT_USAGE,
+                    BAD_PAGE,
+                    f"usage report for {day} gave {empty} empty pages in a row that say has_more",
                 )
+            if page.next_page in seen:
+                raise ApiError(ENDPOINT_USAGE, BAD_PAGE, f"usage report for {day} repeats a cursor")
             seen.add(page.next_page)  # type: ignore[arg-type]
             params["page"] = page.next_page  # type: ignore[assignment]
-        raise ApiError(ENDPOINT_USAGE, "bad_page", f"usage report for {day} has too many pages")
+        raise ApiError(ENDPOINT_USAGE, BAD_PAGE, f"usage report for {day} has too many pages")
 
     def list_users(self) -> list[Member]:
         """Every member of the organization with their role."""
         members: list[Member] = []
         params: dict[str, str | int] = {"limit": self.page_limit}
         seen: set[str] = set()
+        empty = 0
         for _ in range(MAX_PAGES):
             try:
                 page = parse_users_page(self._get(ENDPOINT_USERS, USERS_PATH, params))
             except PageError as exc:
-                raise ApiError(ENDPOINT_USERS, "bad_page", f"users list: {exc}") from exc
+                raise ApiError(ENDPOINT_USERS, BAD_PAGE, f"users list: {exc}") from exc
             members.extend(page.members)
             if not page.has_more:
                 return members
+            empty = 0 if page.members else empty + 1
+            if empty == MAX_EMPTY_PAGES:
+                raise ApiError(
+                    ENDPOINT_USERS,
+                    BAD_PAGE,
+                    f"users list gave {empty} empty pages in a row that say has_more",
+                )
             if page.last_id in seen:
-                raise ApiError(ENDPOINT_USERS, "bad_page", "users list repeats a cursor")
+                raise ApiError(ENDPOINT_USERS, BAD_PAGE, "users list repeats a cursor")
             seen.add(page.last_id)  # type: ignore[arg-type]
             params["after_id"] = page.last_id  # type: ignore[assignment]
-        raise ApiError(ENDPOINT_USERS, "bad_page", "users list has too many pages")
+        raise ApiError(ENDPOINT_USERS, BAD_PAGE, "users list has too many pages")
 
     def _get(self, endpoint: str, path: str, params: dict) -> object:
         for attempt in range(self.max_retries + 1):

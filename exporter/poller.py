@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from .client import AdminClient, ApiError
+from .client import BAD_PAGE, AdminClient, ApiError
 from .clock import Clock, day_start, utc_now
 from .collector import (
     ACTIVE_WINDOWS,
@@ -194,13 +194,18 @@ class Poller:
         first_load = not self.history_complete(today)
         if first_load:
             log.info("loading history: %d days from %s", len(days), days[-1] if days else today)
+        ok = True
         for done, day in enumerate(days, start=1):
             try:
                 fetched = self.fetch_day(day)
                 self.store.replace_day(day, fetched.records, self.clock().timestamp())
             except ApiError as exc:
-                log.error("poll stopped at %s; the stored day is unchanged: %s", day, exc)
                 self._gave_up()
+                if exc.code == BAD_PAGE:  # this day's pages are broken; the others may not be
+                    log.error("%s skipped; the stored day is unchanged: %s", day, exc)
+                    ok = False
+                    continue
+                log.error("poll stopped at %s; the stored day is unchanged: %s", day, exc)
                 return False
             except StoreError as exc:
                 self._store_failed(f"{day} not stored", exc)
@@ -210,7 +215,7 @@ class Poller:
                 self.stats.inc("records_rejected", count, reason=reason)
             if first_load and (done % 10 == 0 or done == len(days)):
                 log.info("loading history: %d/%d days", done, len(days))
-        return True
+        return ok
 
     def fetch_day(self, day: date) -> DayFetch:
         return fetch_day(self.client, day)

@@ -662,7 +662,7 @@ RECORD_FAULTS = (
     "absurd_numbers",
 )
 # Faults of the usage report's paging.
-PAGING_FAULTS = ("short_pages", "repeat_cursor", "duplicate_records")
+PAGING_FAULTS = ("short_pages", "repeat_cursor", "duplicate_records", "endless_empty_pages")
 # Faults of the connection or the body, on either endpoint.
 TRANSPORT_FAULTS = ("timeout", "reset", "truncated_json")
 FAULT_KINDS = (*STATUS_FAULTS, *TRANSPORT_FAULTS, *PAGING_FAULTS, *RECORD_FAULTS, "hostile_names")
@@ -989,6 +989,8 @@ def _usage_page(
 ) -> dict:
     day = _starting_day(args.get("starting_at"))
     limit = _limit(args)
+    if _first(faults, ("endless_empty_pages",)):
+        return {"data": [], "has_more": True, "next_page": secrets.token_urlsafe(12)}
     short = _first(faults, ("short_pages",))
     if short is not None:
         limit = min(limit, short.page_size)

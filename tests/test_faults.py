@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ import requests
 from reliability import clear, expected_totals, inject, stored_totals
 
 from conftest import TEST_KEY
-from exporter.client import AdminClient
+from exporter.client import MAX_EMPTY_PAGES, AdminClient
 from exporter.collector import Settings
 from exporter.poller import Poller
 from exporter.simulator import SimulatedOrganization, hostile_email, serve
@@ -226,6 +227,23 @@ def test_a_repeating_cursor_stops_the_day_instead_of_looping(poller, url):
     assert not poller.poll_once()
     assert errors(poller, "bad_page", "claude_code_usage") is None  # not an HTTP error
     assert YESTERDAY not in poller.store.fetched_days()
+    assert value(metrics(poller), f"{P}_exporter_up") == 0
+
+
+def test_endless_empty_pages_stop_the_day_after_a_few_requests(poller, url, org):
+    """Pages that say has_more with no data and a new cursor each time: the poll gives the day up
+    after a few of them instead of paging on."""
+    day = YESTERDAY.isoformat()
+    inject(url, "endless_empty_pages", times=None, day=day)
+    before = org.requests[("claude_code_usage", day)]
+    done = threading.Thread(target=poller.poll_once, daemon=True)
+    done.start()
+    done.join(timeout=30)
+    assert not done.is_alive()
+    assert org.requests[("claude_code_usage", day)] - before == MAX_EMPTY_PAGES
+    assert YESTERDAY not in poller.store.fetched_days()
+    fetched = poller.store.fetched_days()
+    assert TODAY in fetched and YESTERDAY - timedelta(days=1) in fetched  # the others all the same
     assert value(metrics(poller), f"{P}_exporter_up") == 0
 
 
