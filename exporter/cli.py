@@ -124,6 +124,7 @@ def build_poller(config: Config) -> tuple[Poller, Callable[[], None]]:
         history_days=config.history_days,
         refetch_days=config.refetch_days,
         settings=Settings(config.member_label, config.member_models),
+        poll_timeout=config.poll_timeout,
     )
 
     def close() -> None:

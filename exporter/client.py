@@ -76,6 +76,8 @@ class AdminClient:
         self.max_backoff = max_backoff
         self.page_limit = page_limit
         self.on_request = on_request or (lambda endpoint, code, failed: None)
+        # time.monotonic() after which no request starts and no retry waits (the poll's timeout).
+        self.deadline: float | None = None
         self._sleep = sleep
         self._session = session_for(self.origin)
         self._session.headers.update(
@@ -156,6 +158,15 @@ class AdminClient:
             params["after_id"] = page.last_id  # type: ignore[assignment]
         raise ApiError(ENDPOINT_USERS, BAD_PAGE, "users list has too many pages")
 
+    def _remaining(self, endpoint: str) -> float:
+        """Seconds left before the deadline (or the request timeout); ApiError once it passed."""
+        if self.deadline is None:
+            return self.timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise ApiError(endpoint, "poll_timeout", f"{endpoint}: the poll ran out of time")
+        return left
+
     def _get(self, endpoint: str, path: str, params: dict) -> object:
         for attempt in range(self.max_retries + 1):
             last = attempt == self.max_retries
@@ -167,7 +178,7 @@ class AdminClient:
                     path,
                     params=params,
                     headers={"x-api-key": self._api_key},
-                    timeout=self.timeout,
+                    timeout=min(self.timeout, self._remaining(endpoint)),
                 )
             except RedirectRefused as exc:
                 self.on_request(endpoint, "redirect_refused", True)
@@ -175,12 +186,12 @@ class AdminClient:
                 raise ApiError(endpoint, "redirect_refused", message) from None
             except requests.Timeout:
                 self._failed(endpoint, "timeout", f"{endpoint}: request timed out", last)
-                self._sleep(self._delay(attempt, None))
+                self._wait(endpoint, self._delay(attempt, None))
                 continue
             except requests.RequestException as exc:
                 message = f"{endpoint}: cannot reach {self.origin} ({type(exc).__name__})"
                 self._failed(endpoint, "connection_error", message, last)
-                self._sleep(self._delay(attempt, None))
+                self._wait(endpoint, self._delay(attempt, None))
                 continue
             code = str(response.status_code)
             if response.status_code == 200:
@@ -190,7 +201,7 @@ class AdminClient:
                     self._failed(
                         endpoint, "invalid_json", f"{endpoint}: response is not JSON", last
                     )
-                    self._sleep(self._delay(attempt, None))
+                    self._wait(endpoint, self._delay(attempt, None))
                     continue
                 self.on_request(endpoint, code, False)
                 return payload
@@ -202,8 +213,12 @@ class AdminClient:
                 self.on_request(endpoint, code, True)
                 raise ApiError(endpoint, code, message)
             self._failed(endpoint, code, message, last)
-            self._sleep(self._delay(attempt, response.headers.get("Retry-After")))
+            self._wait(endpoint, self._delay(attempt, response.headers.get("Retry-After")))
         raise AssertionError("unreachable")
+
+    def _wait(self, endpoint: str, seconds: float) -> None:
+        """Wait before a retry, but not past the deadline."""
+        self._sleep(min(seconds, self._remaining(endpoint)) if self.deadline else seconds)
 
     def _redact(self, text: str) -> str:
         """The server's words on one line and without the key, should an error page echo it."""

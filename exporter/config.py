@@ -33,6 +33,7 @@ class Config:
     listen_port: int
     storage_path: Path
     poll_interval: float
+    poll_timeout: float
     refetch_days: int
     history_days: int | None
     base_url: Origin
@@ -102,6 +103,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how often to poll the Admin API (default 5m, at least 10s)",
     )
     add(
+        "--poll.timeout",
+        dest="poll.timeout",
+        metavar="DURATION",
+        help="longest a poll may take before it gives up what is left (default 10m)",
+    )
+    add(
         "--poll.refetch-days",
         dest="poll.refetch-days",
         metavar="N",
@@ -167,6 +174,7 @@ FILE_KEYS = {
     "web.listen-address",
     "storage.path",
     "poll.interval",
+    "poll.timeout",
     "poll.refetch-days",
     "history.days",
     "api.timeout",
@@ -216,6 +224,7 @@ def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Con
             str(get("storage.path", DEFAULT_DEMO_STORAGE if demo else DEFAULT_STORAGE))
         ),
         poll_interval=poll_interval,
+        poll_timeout=parse_duration(str(get("poll.timeout", "10m"))),
         refetch_days=_integer("poll.refetch-days", get("poll.refetch-days", 3), 1, 31),
         history_days=None if history is None else _integer("history.days", history, 1, 3660),
         base_url=parse_origin(DEFAULT_BASE_URL, "the default URL") if demo else admin_api_url(env),

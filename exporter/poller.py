@@ -70,6 +70,7 @@ class Poller:
         refetch_days: int,
         settings: Settings,
         clock: Clock = utc_now,
+        poll_timeout: float | None = None,
     ):
         self.client = client
         self.store = store
@@ -77,6 +78,7 @@ class Poller:
         self.refetch_days = refetch_days
         self.settings = settings
         self.clock = clock
+        self.poll_timeout = poll_timeout
         self.stats = ExporterStats(counters=store.counters(), last_success=_last_success(store))
         self.members = MemberLabels(settings.member_label, store.secret())
         self.ready = threading.Event()
@@ -133,6 +135,8 @@ class Poller:
         self.stats.poll_started = self.clock().timestamp()
         self.stats.polling = True
         self.publish()
+        if self.poll_timeout is not None:
+            self.client.deadline = started + self.poll_timeout
         try:
             members_ok = self._refresh_members()
             days_ok = self._refresh_days(today)
@@ -140,6 +144,8 @@ class Poller:
         except StoreError as exc:
             self._store_failed("poll stopped", exc)
             ok = False
+        finally:
+            self.client.deadline = None
         self.stats.up = ok
         self.stats.polling = False
         self.stats.poll_duration = time.monotonic() - started
