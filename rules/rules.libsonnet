@@ -18,6 +18,10 @@ local promql = import '../lib/promql.libsonnet';
     { quantity: 'cost_usd', agg: 'sum' },
     { quantity: 'tool_decisions', agg: 'sum' },
   ],
+  // A sum that is 0, not absent, while the exporter reports but holds no record this month (early on
+  // the 1st): its day-start gauge is always exported, so a missing exporter still gives no value.
+  local orZero(sum) =
+    '(%s\nor\n0 * max(%s_day_start_timestamp_seconds{%s}))' % [sum, c.metricPrefix, c.exporterSelector],
   local mtd(name, extra='') =
     '%s_month_to_date_%s{%s}' % [c.metricPrefix, name, std.join(', ', [c.exporterSelector] + (if extra == '' then [] else [extra]))],
 
@@ -28,17 +32,17 @@ local promql = import '../lib/promql.libsonnet';
         rules: [
           {
             record: '%s:month_to_date_cost_usd:sum' % c.metricPrefix,
-            expr: 'sum(%s)' % mtd('cost_usd'),
+            expr: orZero('sum(%s)' % mtd('cost_usd')),
           },
           {
             // Month-to-date spend extrapolated to the whole month at the pace so far. The API is about an
             // hour late, so the elapsed time leaves out the last hour (and is at least one hour).
             record: '%s:month_end_forecast_cost_usd:sum' % c.metricPrefix,
             expr: |||
-              sum(%(cost)s)
+              %(cost)s
                 / clamp_min(day_of_month() - 1 + (time() %% 86400 - 3600) / 86400, 1 / 24)
                 * days_in_month()
-            ||| % { cost: mtd('cost_usd') },
+            ||| % { cost: orZero('sum(%s)' % mtd('cost_usd')) },
           },
           {
             record: '%s:month_to_date_accept_rate:ratio' % c.metricPrefix,

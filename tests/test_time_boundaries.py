@@ -6,10 +6,12 @@ whatever the real time is."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from test_dashboards import DASHBOARDS
 
 from conftest import TEST_KEY
 from exporter.client import AdminClient
@@ -19,6 +21,9 @@ from exporter.poller import Poller
 from exporter.store import Store
 from exposition import samples, value
 from fake_admin_api import FakeAdminApi, fixtures_on
+from grafana_queries import ALL, TimeRange, prometheus_call
+from procs import start_exporter, start_prometheus, wait_for_scrapes_and_rules
+from tools.generate import RULES_DIR
 
 P = "claude_code_analytics"
 # The fixture days: alice (two terminals), bob and the API key ci-claude-code; then bob alone.
@@ -57,3 +62,58 @@ def test_monthly_active_members_count_all_thirty_days_with_the_default_history(m
     assert value(exposition, monthly, actor_type="user") == 2  # alice and bob
     assert value(exposition, monthly, actor_type="api_key") == 1
     assert value(exposition, f"{P}_weekly_active_members", actor_type="user") == 1  # bob
+
+
+def shown(prometheus, name: str, title: str, ref_id: str = "A") -> list[dict]:
+    """What Grafana gets for one target of a panel, with every variable at All, over 30 days."""
+    dashboard = DASHBOARDS[name]
+    chosen = next(p for p in dashboard["panels"] if p["title"] == title)
+    target = next(t for t in chosen["targets"] if t["refId"] == ref_id)
+    selected = {v["name"]: [ALL] for v in dashboard["templating"]["list"] if v["type"] == "query"}
+    now = time.time()
+    time_range = TimeRange(now - 30 * 86400, now)
+    return prometheus_call(dashboard, chosen, target, selected, time_range, 1).run(prometheus.url)
+
+
+@pytest.mark.e2e
+def test_with_history_but_nothing_this_month_the_month_to_date_panels_say_so(frozen_now, tmp_path):
+    """Records on the last two days of last month and none since, as early on the 1st: every
+    month-to-date sum is 0 on a real Prometheus with the mixin's rules, and each ratio has no
+    value, which its panel says in its own words."""
+    first = frozen_now.date().replace(day=1)
+    days = {THREE_ACTORS: first - timedelta(days=2), BOB_ALONE: first - timedelta(days=1)}
+    with FakeAdminApi(TEST_KEY, fixtures_on(tmp_path, days)) as api:
+        env = {"ANTHROPIC_BASE_URL": api.url, "ANTHROPIC_ADMIN_API_KEY": TEST_KEY}
+        with start_exporter(tmp_path, "--poll.interval=1h", env=env) as exporter:
+            config = {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "claude-code-analytics",
+                        "static_configs": [{"targets": [exporter.url.removeprefix("http://")]}],
+                    }
+                ],
+            }
+            rules = (RULES_DIR / "rules.yaml",)
+            with start_prometheus(tmp_path, config, rules) as prometheus:
+                wait_for_scrapes_and_rules(prometheus, "claude-code-analytics", count=3)
+                sums = {
+                    title: [float(s["value"][1]) for s in shown(prometheus, "cost.json", title)]
+                    for title in ("Month-to-date spend", "Month-end forecast")
+                }
+                team = shown(prometheus, "analytics.json", "Team insights")
+                ratios = {
+                    title: shown(prometheus, "cost.json", title)
+                    for title in (
+                        "Cost per session this month",
+                        "Cost per accepted line this month",
+                    )
+                }
+    assert sums == {"Month-to-date spend": [0.0], "Month-end forecast": [0.0]}
+    spend = {s["metric"]["member"]: float(s["value"][1]) for s in team}
+    assert set(spend) >= {"alice@example.com", "bob@example.com", "ci-claude-code"}
+    assert set(spend.values()) == {0.0}
+    assert ratios == {title: [] for title in ratios}
+    for title in ratios:
+        panel = next(p for p in DASHBOARDS["cost.json"]["panels"] if p["title"] == title)
+        assert panel["fieldConfig"]["defaults"]["noValue"].startswith("no ")
