@@ -12,7 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /build
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
-# The package's dependencies include waitress, the WSGI server the exporter serves /metrics with.
+# The exporter serves /metrics (and TLS, when its web config asks) with its own server.
 RUN pip install . \
     && rm -rf /build \
     && groupadd --system --gid 10001 exporter \

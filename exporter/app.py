@@ -1,7 +1,8 @@
 """The Flask application: a landing page, the cached /metrics, and health and readiness probes.
 
 With a web config, /metrics requires basic auth (bcrypt or PBKDF2-SHA256 hashed passwords) or the
-bearer token; the probes and the landing page stay open, as they reveal no member data."""
+bearer token; the probes and the landing page stay open, as they reveal no member data. The web
+config's response headers go on every answer, and its rate limit covers every request."""
 
 from __future__ import annotations
 
@@ -11,18 +12,22 @@ import hashlib
 import hmac
 import secrets
 import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
 
 import bcrypt
 from flask import Flask, Response, request
 
-from .config import WebConfig
 from .poller import Poller
+from .webconfig import RateLimit, WebConfig
 
 REALM = "claude-code-analytics-exporter"
-# Verified against when the user is unknown, so a wrong name costs as much time as a wrong password.
-DUMMY_HASH = (
-    "$pbkdf2-sha256$600000$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-)
+# Password checks that may run at once; more are answered 429 at once rather than queued, so
+# that wrong passwords cannot take every CPU and server thread from the scrapes.
+VERIFY_SLOTS = 2
+# Credentials remembered, verified right or wrong, by an HMAC under a secret of this process.
+REMEMBERED = 4096
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LANDING = """<!doctype html>
@@ -42,7 +47,20 @@ scrape path and served from a cache; the API itself is about an hour behind.</p>
 
 def create_app(poller: Poller, web: WebConfig | None = None) -> Flask:
     app = Flask("exporter")
-    guard = Guard(web) if web else None
+    guard = Guard(web) if web and (web.basic_auth_users or web.bearer_token) else None
+    bucket = TokenBucket(web.rate_limit) if web and web.rate_limit else None
+
+    @app.before_request
+    def rate_limit() -> Response | None:
+        if bucket is not None and not bucket.take():
+            return Response("Too Many Requests\n", status=429, mimetype="text/plain")
+        return None
+
+    @app.after_request
+    def extra_headers(response: Response) -> Response:
+        for name, value in (web.headers if web else {}).items():
+            response.headers[name] = value
+        return response
 
     @app.get("/")
     def landing() -> Response:
@@ -50,13 +68,23 @@ def create_app(poller: Poller, web: WebConfig | None = None) -> Flask:
 
     @app.get("/metrics")
     def metrics() -> Response:
-        if guard is not None and not guard.allows(request.headers.get("Authorization", "")):
-            return Response(
-                "Unauthorized\n",
-                status=401,
-                mimetype="text/plain",
-                headers={"WWW-Authenticate": f'Basic realm="{REALM}"'},
-            )
+        if guard is not None:
+            try:
+                allowed = guard.allows(request.headers.get("Authorization", ""))
+            except Busy:
+                return Response(
+                    "Too many password checks at once; retry shortly\n",
+                    status=429,
+                    mimetype="text/plain",
+                    headers={"Retry-After": "1"},
+                )
+            if not allowed:
+                return Response(
+                    "Unauthorized\n",
+                    status=401,
+                    mimetype="text/plain",
+                    headers={"WWW-Authenticate": f'Basic realm="{REALM}"'},
+                )
         exposition = poller.exposition  # one read: a poll may swap in a new one meanwhile
         if "gzip" in request.headers.get("Accept-Encoding", "").lower():
             response = Response(exposition.gzipped, content_type=CONTENT_TYPE)
@@ -79,18 +107,29 @@ def create_app(poller: Poller, web: WebConfig | None = None) -> Flask:
     return app
 
 
-class Guard:
-    """Checks an Authorization header against the web config.
+class Busy(Exception):
+    """Every password-check slot is taken."""
 
-    Hashing is slow on purpose, so credentials that verified once are remembered (by a digest,
-    never in the clear) and later scrapes with them cost one HMAC.
+
+class Guard:
+    """Checks an Authorization header against the web config, at a bounded cost.
+
+    Hashing is slow on purpose. Credentials checked once are remembered, right or wrong, by an
+    HMAC of user, password and hash under a random key of this process (never in the clear), so
+    a scraper's later requests, and a repeated wrong password, cost one HMAC. New credentials
+    take one of VERIFY_SLOTS slots, or raise Busy when all are taken. An unknown user is checked
+    against a dummy hash of the same scheme and cost as the file's, so it costs what a wrong
+    password costs.
     """
 
     def __init__(self, web: WebConfig):
         self._users = web.basic_auth_users
         self._token = web.bearer_token
-        self._verified: set[bytes] = set()
+        self._secret = secrets.token_bytes(32)
+        self._remembered: OrderedDict[bytes, bool] = OrderedDict()
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(VERIFY_SLOTS)
+        self._dummy = dummy_hash(list(self._users.values())) if self._users else ""
 
     def allows(self, header: str) -> bool:
         scheme, _, credentials = header.partition(" ")
@@ -107,18 +146,66 @@ class Guard:
             )
         except (binascii.Error, UnicodeDecodeError):
             return False
-        hashed = self._users.get(user)
-        key = hashlib.sha256(f"{user}\0{password}\0{hashed}".encode()).digest()
-        with self._lock:
-            if hashed is not None and key in self._verified:
-                return True
         if not sep:
             return False
-        verified = verify_password(password, hashed or DUMMY_HASH) and hashed is not None
-        if verified:
-            with self._lock:
-                self._verified.add(key)
+        hashed = self._users.get(user)
+        key = hmac.digest(
+            self._secret, f"{user}\0{password}\0{hashed or ''}".encode(), hashlib.sha256
+        )
+        with self._lock:
+            known = self._remembered.get(key)
+            if known is not None:
+                self._remembered.move_to_end(key)
+                return known
+        if not self._slots.acquire(blocking=False):
+            raise Busy
+        try:
+            verified = verify_password(password, hashed or self._dummy) and hashed is not None
+        finally:
+            self._slots.release()
+        with self._lock:
+            self._remembered[key] = verified
+            if len(self._remembered) > REMEMBERED:
+                self._remembered.popitem(last=False)
         return verified
+
+
+class TokenBucket:
+    """The web config's rate_limit: `burst` tokens, refilled at one per `interval`."""
+
+    def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic):
+        self._limit = limit
+        self._clock = clock
+        self._tokens = float(limit.burst)
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            refill = (now - self._last) / self._limit.interval
+            self._tokens = min(float(self._limit.burst), self._tokens + refill)
+            self._last = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
+def dummy_hash(hashes: list[str]) -> str:
+    """A hash of a random password in the most common scheme and cost among `hashes`."""
+    settings = Counter(_scheme_and_cost(h) for h in hashes).most_common(1)[0][0]
+    scheme, cost = settings
+    password = secrets.token_bytes(16).hex()
+    if scheme == "bcrypt":
+        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=int(cost))).decode()
+    return hash_password(password, rounds=int(cost))
+
+
+def _scheme_and_cost(hashed: str) -> tuple[str, str]:
+    if hashed.startswith("$2"):
+        return "bcrypt", hashed.split("$")[2]
+    return "pbkdf2-sha256", hashed.split("$")[2]
 
 
 def verify_password(password: str, hashed: str) -> bool:

@@ -138,20 +138,17 @@ def build_poller(config: Config) -> tuple[Poller, Callable[[], None]]:
 def _run_server(
     config: Config, poller: Poller, workers: list[Callable[[threading.Event], None]]
 ) -> int:
-    from waitress import create_server
-
     from .app import create_app
+    from .server import Server
 
+    web = config.web
     try:
-        server = create_server(
-            create_app(poller, config.web),
-            host=config.listen_host,
-            port=config.listen_port,
-            threads=8,
-            ident=PROG,
-            # Keep a large exposition (about 1 MiB gzipped at 10,000 members) in memory rather
-            # than spilling every scrape's response to a temporary file.
-            outbuf_overflow=64 * 1024 * 1024,
+        server = Server(
+            create_app(poller, web),
+            config.listen_host,
+            config.listen_port,
+            config.limits,
+            tls=web.tls if web else None,
         )
     except OSError as exc:
         print(
@@ -163,19 +160,16 @@ def _run_server(
     threads = [threading.Thread(target=work, args=(stop,), daemon=True) for work in workers]
     for thread in threads:
         thread.start()
-
-    def shutdown(signum: int, frame: object) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, shutdown)
-    log.info("listening on %s:%d", config.listen_host, config.listen_port)
+    signal.signal(signal.SIGTERM, lambda signum, frame: server.shutdown())
+    scheme = "https" if web and web.tls else "http"
+    log.info("listening on %s://%s:%d", scheme, config.listen_host, server.port)
     try:
         server.run()
-    except (SystemExit, KeyboardInterrupt):
-        log.info("shutting down")
+    except KeyboardInterrupt:
+        pass
     finally:
+        log.info("shutting down")
         stop.set()
-        server.close()
         for thread in threads:
             thread.join(timeout=10)
     return 0

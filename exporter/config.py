@@ -9,22 +9,36 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from .origin import Origin, UnsafeUrl, parse_origin
 
+if TYPE_CHECKING:
+    from .webconfig import WebConfig
+
 DEFAULT_PORT = 9687  # 9464 is Claude Code's own Prometheus endpoint
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_STORAGE = "data/claude-code-analytics.db"
 DEFAULT_DEMO_STORAGE = "data/demo.db"
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
 
 
 class ConfigError(Exception):
     """A configuration problem, stated as one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """How many connections the server holds and how long it waits on each."""
+
+    max_connections: int = 512
+    read_timeout: float = 10.0  # for the whole request, from its first byte (and a TLS handshake)
+    idle_timeout: float = 60.0  # between the requests of a kept-alive connection
+    write_timeout: float = 60.0  # for the client to take the whole answer
 
 
 @dataclass
@@ -47,30 +61,20 @@ class Config:
     demo_seed: int
     log_level: str
     web: WebConfig | None = None
+    limits: ServerLimits = field(default_factory=ServerLimits)
 
     def __repr__(self) -> str:  # never show the key
         url, path = str(self.base_url), str(self.storage_path)
         return f"Config(base_url={url!r}, storage_path={path!r}, ...)"
 
 
-@dataclass(frozen=True)
-class WebConfig:
-    """Who may read /metrics: users with hashed passwords (basic auth) and/or one bearer token."""
-
-    basic_auth_users: dict[str, str]
-    bearer_token: str | None = None
-
-    def __repr__(self) -> str:  # never show the token or the hashes
-        return f"WebConfig(users={sorted(self.basic_auth_users)}, bearer_token=...)"
-
-
 def parse_duration(text: str) -> float:
-    """Prometheus-style durations: 30s, 5m, 1h30m, 1d."""
+    """Prometheus-style durations: 30s, 5m, 1h30m, 1d, 500ms."""
     match = _DURATION.match(str(text).strip())
     if not text or not match or not any(match.groups()):
         raise ConfigError(f"{text!r} is not a duration like 30s, 5m or 1h")
-    d, h, m, s = (int(g or 0) for g in match.groups())
-    return float(((d * 24 + h) * 60 + m) * 60 + s)
+    d, h, m, s, ms = (int(g or 0) for g in match.groups())
+    return ((d * 24 + h) * 60 + m) * 60 + s + ms / 1000
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
@@ -165,8 +169,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--web.config.file",
         dest="web.config.file",
         metavar="PATH",
-        help="YAML file of basic_auth_users (bcrypt or PBKDF2-SHA256 hashes) and/or"
-        " bearer_token_file that /metrics requires (see docs/security.md)",
+        help="exporter-toolkit web config: tls_server_config, basic_auth_users,"
+        " http_server_config, rate_limit, and bearer_token_file (see docs/security.md)",
+    )
+    add(
+        "--web.max-connections",
+        dest="web.max-connections",
+        metavar="N",
+        help="connections held at once; when full, the one waiting longest for its request"
+        " makes room (default 512)",
+    )
+    add(
+        "--web.read-timeout",
+        dest="web.read-timeout",
+        metavar="DURATION",
+        help="time for a whole request (or a TLS handshake) to arrive (default 10s)",
+    )
+    add(
+        "--web.idle-timeout",
+        dest="web.idle-timeout",
+        metavar="DURATION",
+        help="time a kept-alive connection may wait for its next request (default 60s)",
+    )
+    add(
+        "--web.write-timeout",
+        dest="web.write-timeout",
+        metavar="DURATION",
+        help="time a client has to take a whole answer (default 60s)",
     )
 
 
@@ -186,11 +215,11 @@ FILE_KEYS = {
     "demo.seed",
     "log.level",
     "web.config.file",
+    "web.max-connections",
+    "web.read-timeout",
+    "web.idle-timeout",
+    "web.write-timeout",
 }
-WEB_CONFIG_KEYS = {"basic_auth_users", "bearer_token_file"}
-PASSWORD_HASH = re.compile(
-    r"^(\$2[aby]?\$\d{2}\$[./A-Za-z0-9]{53}|\$pbkdf2-sha256\$\d+\$[^$]+\$[^$]+)$"
-)
 
 
 def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
@@ -238,6 +267,14 @@ def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Con
         demo_seed=_integer("demo.seed", get("demo.seed", 1), 0, 2**31),
         log_level=level,
         web=_web_config(get("web.config.file", None)),
+        limits=ServerLimits(
+            max_connections=_integer(
+                "web.max-connections", get("web.max-connections", 512), 1, 65536
+            ),
+            read_timeout=_timeout("web.read-timeout", get("web.read-timeout", "10s")),
+            idle_timeout=_timeout("web.idle-timeout", get("web.idle-timeout", "60s")),
+            write_timeout=_timeout("web.write-timeout", get("web.write-timeout", "60s")),
+        ),
     )
 
 
@@ -270,46 +307,19 @@ def read_api_key(env: dict[str, str] | os._Environ) -> str:
 def _web_config(path: object) -> WebConfig | None:
     if path is None:
         return None
-    data = _yaml_mapping(str(path), "--web.config.file")
-    if "tls_server_config" in data:
-        raise ConfigError(
-            "--web.config.file: the exporter does not serve TLS itself; put a reverse proxy"
-            " in front of it (see docs/security.md) and remove tls_server_config"
-        )
-    unknown = sorted(set(map(str, data)) - WEB_CONFIG_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"--web.config.file {path!r} has unknown setting(s): {', '.join(unknown)}"
-        )
-    users = data.get("basic_auth_users") or {}
-    if not isinstance(users, dict):
-        raise ConfigError("--web.config.file: basic_auth_users must map user names to hashes")
-    for user, hashed in users.items():
-        if not isinstance(hashed, str) or not PASSWORD_HASH.match(hashed):
-            raise ConfigError(
-                f"--web.config.file: the password of {str(user)!r} is not a bcrypt or"
-                " $pbkdf2-sha256$ hash (plain passwords are refused)"
-            )
-    token = _bearer_token(data.get("bearer_token_file"), Path(str(path)).parent)
-    if not users and token is None:
-        raise ConfigError(f"--web.config.file {path!r} names no basic_auth_users and no token")
-    return WebConfig({str(u): str(h) for u, h in users.items()}, token)
+    from .webconfig import load_web_config  # it builds on this module
+
+    return load_web_config(str(path))
 
 
-def _bearer_token(path: object, base: Path) -> str | None:
-    """The token in the file; a relative path is relative to the web config file."""
-    if path is None:
-        return None
-    try:
-        token = (base / str(path)).read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read bearer_token_file {str(path)!r}: {exc.strerror}") from exc
-    if len(token) < 16:
-        raise ConfigError(f"bearer_token_file {str(path)!r} holds a token under 16 characters")
-    return token
+def _timeout(name: str, value: object) -> float:
+    seconds = parse_duration(str(value))
+    if seconds < 0.1:
+        raise ConfigError(f"--{name} must be at least 100ms, not {value!r}")
+    return seconds
 
 
-def _yaml_mapping(path: str, flag: str) -> dict:
+def yaml_mapping(path: str, flag: str) -> dict:
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as exc:
@@ -322,7 +332,7 @@ def _yaml_mapping(path: str, flag: str) -> dict:
 
 
 def _file_values(path: str) -> dict[str, object]:
-    data = _yaml_mapping(path, "--config.file")
+    data = yaml_mapping(path, "--config.file")
     unknown = sorted(set(map(str, data)) - FILE_KEYS)
     if unknown:
         raise ConfigError(f"--config.file {path!r} has unknown setting(s): {', '.join(unknown)}")

@@ -26,6 +26,11 @@ def create(args: str | None = None) -> Flask:
     parser = Parser(prog=f"{PROG} (EXPORTER_ARGS)")
     add_arguments(parser)
     config = load(parser.parse_args(shlex.split(args or os.environ.get("EXPORTER_ARGS", ""))))
+    if config.web is not None and config.web.tls is not None:
+        raise SystemExit(
+            f"{PROG}: tls_server_config needs the built-in server (python -m exporter); under"
+            " a WSGI server, give the certificate to that server instead."
+        )
     setup_logging(config.log_level)
     poller, close = build_poller(config)
     stop = threading.Event()

@@ -29,10 +29,21 @@ def free_port() -> int:
 class Proc:
     """A child process serving HTTP on 127.0.0.1:port."""
 
-    def __init__(self, name: str, cmd: list[str], port: int, log: Path, env: dict | None = None):
+    def __init__(
+        self,
+        name: str,
+        cmd: list[str],
+        port: int,
+        log: Path,
+        env: dict | None = None,
+        scheme: str = "http",
+        client: dict | None = None,
+    ):
+        """`client` holds the requests arguments (verify, cert) that reach it over TLS."""
         self.name = name
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{scheme}://127.0.0.1:{port}"
+        self.client = client or {}
         self.log = log
         self._log_file = log.open("wb")
         self.popen = subprocess.Popen(
@@ -46,7 +57,7 @@ class Proc:
             if self.popen.poll() is not None:
                 break
             try:
-                if requests.get(self.url + path, timeout=2).status_code == 200:
+                if requests.get(self.url + path, timeout=2, **self.client).status_code == 200:
                     return self
             except requests.RequestException:
                 pass
@@ -167,8 +178,10 @@ def start_exporter(
     env: dict | None = None,
     ready_path: str = "/-/ready",
     storage: Path | None = None,
+    tls_client: dict | None = None,
 ) -> Proc:
-    """Start `python -m exporter` on a free port with its store in tmp_path (or `storage`)."""
+    """Start `python -m exporter` on a free port with its store in tmp_path (or `storage`);
+    with `tls_client` (requests' verify and cert arguments), it is reached over https."""
     port = free_port()
     storage = storage or tmp_path / "exporter.db"
     cmd = [
@@ -182,4 +195,6 @@ def start_exporter(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
     full_env.update(env or {})
     log = tmp_path / f"exporter-{port}.log"
-    return Proc("exporter", cmd, port, log, env=full_env).wait_ready(ready_path)
+    scheme = "https" if tls_client is not None else "http"
+    proc = Proc("exporter", cmd, port, log, env=full_env, scheme=scheme, client=tls_client)
+    return proc.wait_ready(ready_path)

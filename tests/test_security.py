@@ -22,10 +22,11 @@ from exporter import cli
 from exporter.app import create_app, hash_password, verify_password
 from exporter.client import AdminClient, ApiError
 from exporter.collector import Settings
-from exporter.config import ConfigError, WebConfig, add_arguments, load
+from exporter.config import ConfigError, add_arguments, load
 from exporter.poller import Exposition, Poller
 from exporter.simulator import SimulatedOrganization, serve
 from exporter.store import Store
+from exporter.webconfig import WebConfig
 from fake_admin_api import error_body
 from procs import start_exporter, start_prometheus
 
@@ -217,10 +218,20 @@ def test_pbkdf2_hashes_verify_only_their_password():
     ("content", "complaint"),
     [
         ({"basic_auth_users": {"prometheus": "plain-text"}}, "plain passwords are refused"),
-        ({"tls_server_config": {"cert_file": "x"}}, "reverse proxy"),
-        ({"basic_auth_users": {}, "other": 1}, "unknown setting"),
+        ({"tls_server_config": {"cert_file": "x"}}, "tls_server_config needs key_file"),
+        ({"basic_auth_users": {}, "other": 1}, "unknown setting 'other'"),
+        (
+            {"tls_server_config": {"cert_file": "c", "key_file": "k", "ciphers": ["x"]}},
+            "unknown tls_server_config setting 'ciphers'",
+        ),
+        ({"http_server_config": {"headers": {"Server": "x"}}}, "'Server' cannot be set"),
+        (
+            {"http_server_config": {"headers": {"X-Frame-Options": "allow"}}},
+            "X-Frame-Options must be one of deny, sameorigin",
+        ),
+        ({"rate_limit": {"interval": "1s", "burst": 0}}, "burst of at least 1"),
         ({"bearer_token_file": "missing"}, "cannot read bearer_token_file"),
-        ({}, "names no basic_auth_users and no token"),
+        ({}, "sets none of"),
     ],
 )
 def test_a_bad_web_config_is_one_clear_sentence(tmp_path, capsys, content, complaint):

@@ -7,7 +7,10 @@ import time
 
 import pytest
 import requests
+import yaml
 
+from certs import LOCALHOST, Authority
+from exporter.wsgi import create
 from procs import Proc, free_port
 
 
@@ -35,3 +38,13 @@ def test_waitress_serve_runs_the_exporter_from_exporter_args(tmp_path):
             time.sleep(0.2)
     assert "claude_code_analytics_exporter_up 1.0" in body
     assert "claude_code_analytics_month_to_date_cost_usd{" in body
+
+
+def test_a_tls_server_config_under_a_wsgi_server_is_refused_in_one_sentence(tmp_path):
+    authority = Authority(tmp_path, "ca")
+    issued = authority.issue("exporter", LOCALHOST, server=True)
+    web = tmp_path / "web.yml"
+    tls = {"cert_file": str(issued.cert), "key_file": str(issued.key)}
+    web.write_text(yaml.safe_dump({"tls_server_config": tls}))
+    with pytest.raises(SystemExit, match="tls_server_config needs the built-in server"):
+        create(f"--demo --storage.path={tmp_path}/s.db --web.config.file={web}")

@@ -1,0 +1,319 @@
+"""The built-in HTTP/1.1 server: the WSGI app behind an asyncio front that stays up under abuse.
+
+Sockets are read and written on one event loop, so a connection costs a socket and a timer, not
+a thread; the app runs on a small pool of threads once a whole request has arrived. A request
+must arrive within the read timeout, however slowly its bytes trickle in (slowloris), and when
+every connection slot is taken, the connection that has waited longest for its request is closed
+to make room, so a scraper always gets in. TLS, when configured, is served natively."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import ssl
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Any
+from urllib.parse import unquote_to_bytes, urlsplit
+
+from .config import ServerLimits
+
+log = logging.getLogger("exporter.server")
+
+MAX_HEAD_BYTES = 16 * 1024
+MAX_BODY_BYTES = 64 * 1024
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class HTTPError(Exception):
+    """A request the server answers itself, and then closes the connection."""
+
+    def __init__(self, status: str):
+        super().__init__(status)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class TLS:
+    """What the server needs for TLS: the context and the client SANs it accepts (if limited)."""
+
+    context: ssl.SSLContext
+    allowed_sans: frozenset[str] = frozenset()
+
+
+@dataclass
+class Request:
+    method: str
+    target: str
+    version: str
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        values = [v for k, v in self.headers if k.lower() == name]
+        return ",".join(values) if values else None
+
+    @property
+    def keep_alive(self) -> bool:
+        tokens = {t.strip().lower() for t in (self.header("connection") or "").split(",")}
+        return self.version == "HTTP/1.1" and "close" not in tokens
+
+
+class Server:
+    """Binds at construction (so a busy port is reported before anything starts), serves in run()
+    until shutdown() is called from any thread or a signal handler."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        host: str,
+        port: int,
+        limits: ServerLimits,
+        tls: TLS | None = None,
+        threads: int = 8,
+    ):
+        self._app = app
+        self._limits = limits
+        self._tls = tls
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.create_server((host, port), family=family, backlog=1024)
+        self._socket.setblocking(False)
+        self.host, self.port = host, self._socket.getsockname()[1]
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="http")
+        self._waiting: dict[asyncio.StreamWriter, float] = {}
+        self._open = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._stop_early = threading.Event()
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._socket.close()
+
+    def shutdown(self) -> None:
+        self._stop_early.set()
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    def close(self) -> None:
+        """Release the socket of a server that never ran."""
+        self._socket.close()
+        self._pool.shutdown(wait=False)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        server = await asyncio.start_server(self._accept, sock=self._socket, limit=MAX_HEAD_BYTES)
+        if self._stop_early.is_set():
+            self._stop.set()
+        async with server:
+            await self._stop.wait()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._open >= self._limits.max_connections and not self._evict_longest_waiting():
+            writer.transport.abort()
+            return
+        self._open += 1
+        try:
+            await self._converse(reader, writer)
+        except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        finally:
+            self._open -= 1
+            self._waiting.pop(writer, None)
+            writer.transport.abort()
+
+    def _evict_longest_waiting(self) -> bool:
+        """Close the connection that has waited longest for its request; False if none waits."""
+        if not self._waiting:
+            return False
+        oldest = min(self._waiting, key=self._waiting.__getitem__)
+        del self._waiting[oldest]
+        oldest.transport.abort()
+        return True
+
+    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        self._waiting[writer] = loop.time()
+        if self._tls is not None:
+            await writer.start_tls(
+                self._tls.context, ssl_handshake_timeout=self._limits.read_timeout
+            )
+            if self._tls.allowed_sans and not _san_allowed(
+                writer.get_extra_info("peercert"), self._tls.allowed_sans
+            ):
+                return
+        wait = self._limits.read_timeout
+        while True:
+            self._waiting[writer] = loop.time()
+            try:
+                request = await self._read_request(reader, wait)
+            except HTTPError as error:
+                await self._send(writer, *_plain(error.status), close=True)
+                return
+            if request is None:
+                return
+            self._waiting.pop(writer, None)
+            status, headers, body = await loop.run_in_executor(
+                self._pool, self._call_app, request, writer
+            )
+            if request.method == "HEAD":
+                body = b""
+            await self._send(writer, status, headers, body, close=not request.keep_alive)
+            if not request.keep_alive:
+                return
+            wait = self._limits.idle_timeout
+
+    async def _read_request(self, reader: asyncio.StreamReader, wait: float) -> Request | None:
+        """The next request, or None when the client closes or stays silent for `wait` seconds.
+        From its first byte, the whole request must arrive within the read timeout."""
+        try:
+            first = await asyncio.wait_for(reader.read(1), wait)
+        except TimeoutError:
+            return None
+        if not first:
+            return None
+        try:
+            async with asyncio.timeout(self._limits.read_timeout):
+                try:
+                    head = first + await reader.readuntil(b"\r\n\r\n")
+                except asyncio.LimitOverrunError:
+                    raise HTTPError("431 Request Header Fields Too Large") from None
+                request = _parse_head(head)
+                request.body = await _read_body(reader, request)
+        except TimeoutError:
+            raise HTTPError("408 Request Timeout") from None
+        return request
+
+    def _call_app(
+        self, request: Request, writer: asyncio.StreamWriter
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        answer: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        def start_response(status: str, headers: list, exc_info: Any = None) -> Callable:
+            if exc_info and answer:
+                raise exc_info[1].with_traceback(exc_info[2])
+            answer["status"], answer["headers"] = status, headers
+            return chunks.append
+
+        try:
+            result = self._app(self._environ(request, writer), start_response)
+            try:
+                chunks.extend(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        except Exception:
+            log.exception("the app failed on %s %s", request.method, request.target[:200])
+            return _plain("500 Internal Server Error")
+        return answer["status"], answer["headers"], b"".join(chunks)
+
+    def _environ(self, request: Request, writer: asyncio.StreamWriter) -> dict[str, Any]:
+        target = request.target
+        if target.startswith(("http://", "https://")):
+            parts = urlsplit(target)
+            target = parts.path + ("?" + parts.query if parts.query else "")
+        path, _, query = target.partition("?")
+        peer = writer.get_extra_info("peername") or ("", 0)
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": request.method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
+            "QUERY_STRING": query,
+            "SERVER_NAME": self.host,
+            "SERVER_PORT": str(self.port),
+            "SERVER_PROTOCOL": request.version,
+            "REMOTE_ADDR": str(peer[0]),
+            "REMOTE_PORT": str(peer[1]),
+            "CONTENT_LENGTH": str(len(request.body)) if request.body else "",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "https" if self._tls else "http",
+            "wsgi.input": BytesIO(request.body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, value in request.headers:
+            if "_" in name:  # would be indistinguishable from a dash once in the environ
+                continue
+            key = name.upper().replace("-", "_")
+            if key == "CONTENT_TYPE":
+                environ[key] = value
+            elif key != "CONTENT_LENGTH":
+                key = "HTTP_" + key
+                environ[key] = f"{environ[key]},{value}" if key in environ else value
+        return environ
+
+    async def _send(
+        self,
+        writer: asyncio.StreamWriter,
+        status: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        close: bool,
+    ) -> None:
+        lines = [f"HTTP/1.1 {status}"]
+        lines += [f"{k}: {v}" for k, v in headers if k.lower() not in HOP_BY_HOP]
+        length = next((v for k, v in headers if k.lower() == "content-length"), str(len(body)))
+        lines.append(f"Content-Length: {length}")
+        if close:
+            lines.append("Connection: close")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        await asyncio.wait_for(writer.drain(), self._limits.write_timeout)
+
+
+def _parse_head(head: bytes) -> Request:
+    lines = head[:-4].decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[0].isalpha() or not parts[1]:
+        raise HTTPError("400 Bad Request")
+    method, target, version = parts
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
+        raise HTTPError("505 HTTP Version Not Supported")
+    headers = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise HTTPError("400 Bad Request")
+        headers.append((name, value.strip()))
+    return Request(method, target, version, headers)
+
+
+async def _read_body(reader: asyncio.StreamReader, request: Request) -> bytes:
+    if request.header("transfer-encoding") is not None:
+        raise HTTPError("501 Not Implemented")
+    length = request.header("content-length")
+    if length is None:
+        return b""
+    if not length.isdigit():
+        raise HTTPError("400 Bad Request")
+    if int(length) > MAX_BODY_BYTES:
+        raise HTTPError("413 Content Too Large")
+    return await reader.readexactly(int(length))
+
+
+def _plain(status: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    return status, [("Content-Type", "text/plain; charset=utf-8")], f"{status}\n".encode()
+
+
+def _san_allowed(peercert: dict | None, allowed: frozenset[str]) -> bool:
+    """Whether the client certificate names one of the allowed SANs (DNS, IP, email or URI)."""
+    for kind, value in (peercert or {}).get("subjectAltName", ()):
+        if kind == "IP Address":
+            value = str(ipaddress.ip_address(value.strip()))
+        if value in allowed:
+            return True
+    return False
