@@ -126,12 +126,14 @@ class Server:
         self._open += 1
         try:
             await self._converse(reader, writer)
+            writer.close()  # sends what is still buffered, then closes
+            await asyncio.wait_for(writer.wait_closed(), self._limits.write_timeout)
         except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
         finally:
             self._open -= 1
             self._waiting.pop(writer, None)
-            writer.transport.abort()
+            writer.transport.abort()  # at once, whatever is left: the client had its time
 
     def _evict_longest_waiting(self) -> bool:
         """Close the connection that has waited longest for its request; False if none waits."""
