@@ -130,6 +130,8 @@ class Server:
             await asyncio.wait_for(writer.wait_closed(), self._limits.write_timeout)
         except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
+        except asyncio.CancelledError:
+            pass  # the server is stopping; ending quietly spares a traceback per connection
         finally:
             self._open -= 1
             self._waiting.pop(writer, None)
