@@ -1,4 +1,4 @@
-"""Entry point for a production WSGI server, for those who prefer one to the built-in waitress.
+"""Entry point for a WSGI server, for those who prefer one to the built-in server.
 
     gunicorn --workers 1 --threads 8 --bind :9687 'exporter.wsgi:create()'
     waitress-serve --port 9687 --call exporter.wsgi:create
@@ -6,6 +6,8 @@
 Flags come from the EXPORTER_ARGS environment variable, as on the command line (for example
 `EXPORTER_ARGS="--storage.path=/var/lib/exporter/store.db"`). Run one worker process: each
 process polls the Admin API and owns the store; threads serve scrapes from the shared cache.
+Connection limits, timeouts and TLS are then that server's business: a web config with a
+tls_server_config is refused here.
 """
 
 from __future__ import annotations

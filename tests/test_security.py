@@ -300,3 +300,18 @@ def test_the_web_config_example_in_the_docs_loads_and_its_hashes_verify(tmp_path
     assert web is not None and web.bearer_token == TOKEN
     assert sorted(web.basic_auth_users) == ["grafana-agent", "prometheus"]
     assert all(verify_password("change-me", h) for h in web.basic_auth_users.values())
+
+
+@pytest.mark.e2e
+def test_rate_limit_answers_429_past_its_burst_and_headers_go_on_every_answer(tmp_path):
+    path = tmp_path / "web.yml"
+    settings = {
+        "rate_limit": {"interval": "1m", "burst": 3},
+        "http_server_config": {"headers": {"X-Content-Type-Options": "nosniff"}},
+    }
+    path.write_text(yaml.safe_dump(settings))
+    args = ("--demo", "--demo.members=5", "--history.days=2", f"--web.config.file={path}")
+    with start_exporter(tmp_path, *args, ready_path="/") as exporter:
+        answers = [requests.get(f"{exporter.url}/metrics", timeout=5) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]  # the ready check took one
+    assert all(a.headers["X-Content-Type-Options"] == "nosniff" for a in answers)
