@@ -12,10 +12,11 @@ import pytest
 import requests
 import yaml
 from cryptography import x509
+from test_security import wait_for_targets
 
 from certs import LOCALHOST, Authority, Issued
 from exporter import cli
-from procs import start_exporter
+from procs import start_exporter, start_prometheus
 
 DEMO = ("--demo", "--demo.members=5", "--history.days=2")
 
@@ -155,3 +156,39 @@ def test_inline_cert_and_key_and_go_cipher_names_load(tmp_path, server_cert):
     web = cli.load(parser.parse_args([*DEMO, f"--web.config.file={path}"]), {}).web
     assert web is not None and web.tls is not None
     assert web.tls.context.verify_mode == ssl.CERT_NONE
+
+
+@pytest.mark.e2e
+def test_prometheus_scrapes_over_tls_only_with_its_client_certificate(tmp_path, ca, server_cert):
+    tls = {
+        "cert_file": str(server_cert.cert),
+        "key_file": str(server_cert.key),
+        "client_auth_type": "RequireAndVerifyClientCert",
+        "client_ca_file": str(ca.cert),
+    }
+    cert, key = client_cert(ca, "prometheus")
+    args = (*DEMO, f"--web.config.file={web_config(tmp_path, tls)}")
+    client = {"verify": str(ca.cert), "cert": (cert, key)}
+    with start_exporter(tmp_path, *args, tls_client=client) as exporter:
+        target = {"targets": [f"127.0.0.1:{exporter.port}"]}
+        trust = {"ca_file": str(ca.cert)}
+        config = {
+            "global": {"scrape_interval": "1s"},
+            "scrape_configs": [
+                {
+                    "job_name": "protected",
+                    "scheme": "https",
+                    "tls_config": {**trust, "cert_file": cert, "key_file": key},
+                    "static_configs": [target],
+                },
+                {
+                    "job_name": "anonymous",
+                    "scheme": "https",
+                    "tls_config": trust,
+                    "static_configs": [target],
+                },
+            ],
+        }
+        with start_prometheus(tmp_path, config) as prometheus:
+            health = wait_for_targets(prometheus.url)
+    assert health == {"protected": "up", "anonymous": "down"}
