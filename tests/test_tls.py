@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,15 @@ import requests
 import yaml
 from cryptography import x509
 from test_security import wait_for_targets
+from test_web_abuse import slow_clients
 
 from certs import LOCALHOST, Authority, Issued
 from exporter import cli
 from procs import start_exporter, start_prometheus
 
 DEMO = ("--demo", "--demo.members=5", "--history.days=2")
+# The header of a 512-byte TLS handshake record: a server waits for the rest of the ClientHello.
+TLS_RECORD_START = b"\x16\x03\x01\x02\x00"
 
 
 @pytest.fixture
@@ -192,3 +196,20 @@ def test_prometheus_scrapes_over_tls_only_with_its_client_certificate(tmp_path, 
         with start_prometheus(tmp_path, config) as prometheus:
             health = wait_for_targets(prometheus.url)
     assert health == {"protected": "up", "anonymous": "down"}
+
+
+@pytest.mark.e2e
+def test_a_tls_scrape_answers_while_hundreds_of_clients_stall_their_handshakes(
+    tmp_path, ca, server_cert
+):
+    tls = {"cert_file": str(server_cert.cert), "key_file": str(server_cert.key)}
+    args = (*DEMO, f"--web.config.file={web_config(tmp_path, tls)}", "--web.max-connections=100")
+    with (
+        start_exporter(tmp_path, *args, tls_client={"verify": str(ca.cert)}) as exporter,
+        slow_clients(exporter.port, 300, start=TLS_RECORD_START),
+    ):
+        time.sleep(1)
+        started = time.monotonic()
+        response = requests.get(f"{exporter.url}/metrics", verify=str(ca.cert), timeout=10)
+        seconds = time.monotonic() - started
+    assert response.status_code == 200 and seconds < 3

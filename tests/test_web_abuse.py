@@ -24,6 +24,7 @@ from procs import start_exporter
 pytestmark = pytest.mark.e2e
 DEMO = ("--demo", "--demo.members=5", "--history.days=2")
 PROMPT = 3.0  # seconds within which the scraper must get its answer
+SLOW_REQUEST = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -32,13 +33,15 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 @contextmanager
-def slow_clients(port: int, count: int, seconds: float = 10.0) -> Iterator[list[socket.socket]]:
-    """`count` connections that each send the start of a request, then one more byte every half
-    second (never the blank line that ends the headers), for at most `seconds`."""
+def slow_clients(
+    port: int, count: int, seconds: float = 10.0, start: bytes = SLOW_REQUEST
+) -> Iterator[list[socket.socket]]:
+    """`count` connections that each send `start` (by default the start of a request), then one
+    more byte every half second (never the end of what they started), for at most `seconds`."""
     sockets = []
     for _ in range(count):
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        sock.sendall(start)
         sockets.append(sock)
     stop = threading.Event()
 
