@@ -105,11 +105,6 @@ class Server:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
 
-    def close(self) -> None:
-        """Release the socket of a server that never ran."""
-        self._socket.close()
-        self._pool.shutdown(wait=False)
-
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
@@ -157,7 +152,7 @@ class Server:
                 writer.get_extra_info("peercert"), self._tls.allowed_sans
             ):
                 return
-        wait = self._limits.read_timeout
+        wait: float | None = None  # the first request: the read timeout runs from now
         while True:
             self._waiting[writer] = loop.time()
             try:
@@ -178,17 +173,24 @@ class Server:
                 return
             wait = self._limits.idle_timeout
 
-    async def _read_request(self, reader: asyncio.StreamReader, wait: float) -> Request | None:
+    async def _read_request(
+        self, reader: asyncio.StreamReader, wait: float | None
+    ) -> Request | None:
         """The next request, or None when the client closes or stays silent for `wait` seconds.
-        From its first byte, the whole request must arrive within the read timeout."""
+        The whole request must arrive within the read timeout from its first byte (from now, when
+        `wait` is None, as for the first request of a connection)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._limits.read_timeout
         try:
-            first = await asyncio.wait_for(reader.read(1), wait)
+            first = await asyncio.wait_for(reader.read(1), wait or self._limits.read_timeout)
         except TimeoutError:
             return None
         if not first:
             return None
+        if wait is not None:
+            deadline = loop.time() + self._limits.read_timeout
         try:
-            async with asyncio.timeout(self._limits.read_timeout):
+            async with asyncio.timeout_at(deadline):
                 try:
                     head = first + await reader.readuntil(b"\r\n\r\n")
                 except asyncio.LimitOverrunError:
@@ -219,10 +221,10 @@ class Server:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+            return answer["status"], answer["headers"], b"".join(chunks)
         except Exception:
             log.exception("the app failed on %s %s", request.method, request.target[:200])
             return _plain("500 Internal Server Error")
-        return answer["status"], answer["headers"], b"".join(chunks)
 
     def _environ(self, request: Request, writer: asyncio.StreamWriter) -> dict[str, Any]:
         target = request.target

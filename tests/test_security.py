@@ -19,14 +19,14 @@ from reliability import inject
 
 from conftest import TEST_KEY
 from exporter import cli
-from exporter.app import create_app, hash_password, verify_password
+from exporter.app import TokenBucket, create_app, dummy_hash, hash_password, verify_password
 from exporter.client import AdminClient, ApiError
 from exporter.collector import Settings
 from exporter.config import ConfigError, add_arguments, load
 from exporter.poller import Exposition, Poller
 from exporter.simulator import SimulatedOrganization, serve
 from exporter.store import Store
-from exporter.webconfig import WebConfig
+from exporter.webconfig import RateLimit, WebConfig
 from fake_admin_api import error_body
 from procs import start_exporter, start_prometheus
 
@@ -315,3 +315,20 @@ def test_rate_limit_answers_429_past_its_burst_and_headers_go_on_every_answer(tm
         answers = [requests.get(f"{exporter.url}/metrics", timeout=5) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 429]  # the ready check took one
     assert all(a.headers["X-Content-Type-Options"] == "nosniff" for a in answers)
+
+
+def test_the_dummy_hash_has_the_scheme_and_cost_most_of_the_file_uses():
+    bcrypt5 = bcrypt.hashpw(b"a", bcrypt.gensalt(rounds=5)).decode()
+    hashes = [bcrypt5, bcrypt5, hash_password("b", rounds=1000)]
+    assert dummy_hash(hashes).startswith("$2b$05$")
+    assert dummy_hash([hash_password("c", rounds=1234)]).startswith("$pbkdf2-sha256$1234$")
+
+
+def test_the_rate_limit_gives_its_burst_then_one_request_per_interval():
+    now = [0.0]
+    bucket = TokenBucket(RateLimit(interval=10, burst=2), clock=lambda: now[0])
+    assert [bucket.take() for _ in range(3)] == [True, True, False]
+    now[0] = 9.0
+    assert not bucket.take()
+    now[0] = 10.5
+    assert bucket.take() and not bucket.take()
