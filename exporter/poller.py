@@ -85,6 +85,7 @@ class Poller:
         self.exposition = Exposition(b"", b"")
         self._data = Exposition(b"", b"")
         self._published = 0.0
+        self._rendered_from_store = False
         self._store_errors: set[str] = set()
         client.on_request = self._count_request
 
@@ -154,12 +155,13 @@ class Poller:
             self.stats.last_success = self.stats.last_attempt
         self._save_state()
         self.render(today)
-        self._mark_ready(today)  # after render: ready means /metrics has the history
+        # After render, and only once a render read the store: ready means /metrics has the history.
+        self._mark_ready(today)
         return ok
 
     def _mark_ready(self, today: date) -> None:
         try:
-            if self.history_complete(today):
+            if self._rendered_from_store and self.history_complete(today):
                 self.ready.set()
         except StoreError as exc:
             log.error("%s", exc)
@@ -238,6 +240,7 @@ class Poller:
             # A generator: each family is rendered and dropped before the next is computed.
             body = render(data_families(self.store, today, self.settings, self.members))
             self._data = Exposition(body, gzip.compress(body, compresslevel=GZIP_LEVEL))
+            self._rendered_from_store = True
         except StoreError as exc:
             self.stats.up = False
             log.error("metrics not refreshed from the store: %s", exc)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
+import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -86,12 +89,31 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
+TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
+# The store holds member emails, their spend and the pseudonyms' secret: only its owner may read it.
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+# SQLite's result codes for a file that is damaged or is not a database at all.
+DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+log = logging.getLogger(__name__)
+
 CORE_FIELDS = ("sessions", "lines_added", "lines_removed", "commits", "pull_requests")
 Actor = tuple[str, str]
 
 
 class StoreError(Exception):
     """The store cannot be opened, read or written (bad path, read-only, full disk, corrupt)."""
+
+
+class StoreDamaged(StoreError):
+    """The store fails its integrity check at start-up: it is refused, never served empty."""
+
+    def __init__(self, path: str | Path, problem: str):
+        super().__init__(
+            f"the store at {path} is damaged ({problem}); move it aside with its -wal and -shm"
+            " files and start again to reload the history from the Admin API"
+        )
 
 
 P = ParamSpec("P")
@@ -125,13 +147,17 @@ class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock = threading.Lock()
+        in_memory = str(path) == ":memory:"
         try:
-            if str(path) != ":memory:":
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not in_memory:
+                _create_private(self.path)
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._check_integrity()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=10000")
+            if not in_memory:
+                _tighten(self.path, Path(f"{path}-wal"), Path(f"{path}-shm"))
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(
@@ -145,6 +171,25 @@ class Store:
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+
+    def _check_integrity(self) -> None:
+        """Refuse a store that SQLite finds damaged, or that lacks a table its version has: served,
+        it would look like an organization without data, and the tables would be recreated
+        empty."""
+        try:
+            problems = [row[0] for row in self._db.execute("PRAGMA quick_check")]
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            names = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.DatabaseError as exc:
+            if exc.sqlite_errorcode & 0xFF in DAMAGED:
+                raise StoreDamaged(self.path, str(exc)) from exc
+            raise
+        if problems != ["ok"]:
+            more = f" and {len(problems) - 1} more problems" if len(problems) > 1 else ""
+            raise StoreDamaged(self.path, " ".join(problems[0].split()) + more)
+        missing = sorted(TABLES - names) if version == SCHEMA_VERSION else []
+        if missing:
+            raise StoreDamaged(self.path, f"missing tables: {', '.join(missing)}")
 
     def close(self) -> None:
         self._db.close()
@@ -325,6 +370,28 @@ class Store:
             (t, a): (date.fromisoformat(first), date.fromisoformat(last))
             for t, a, first, last in rows
         }
+
+
+def _create_private(path: Path) -> None:
+    """Create the store's folder (0700) and file (0600) before SQLite does, whatever the umask;
+    SQLite gives the -wal and -shm files the mode of the database file. A folder that exists is
+    left as it is: it may be shared (/tmp, a volume)."""
+    if not path.parent.is_dir():
+        path.parent.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=PRIVATE_DIR)
+        path.parent.chmod(PRIVATE_DIR)  # mkdir's mode passes through the umask
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, PRIVATE_FILE))
+
+
+def _tighten(*paths: Path) -> None:
+    """Take away the group's and others' access to the store's files, left by an older version or
+    another tool."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            mode = path.stat().st_mode & 0o777
+            if mode & ~PRIVATE_FILE:
+                path.chmod(PRIVATE_FILE)
+                log.warning("made %s private: mode %o, was %o", path, PRIVATE_FILE, mode)
 
 
 def _other_tools(tools: dict[str, tuple[int, int]]) -> str | None:

@@ -38,6 +38,7 @@ class Proc:
         env: dict | None = None,
         scheme: str = "http",
         client: dict | None = None,
+        umask: int = -1,
     ):
         """`client` holds the requests arguments (verify, cert) that reach it over TLS."""
         self.name = name
@@ -47,7 +48,12 @@ class Proc:
         self.log = log
         self._log_file = log.open("wb")
         self.popen = subprocess.Popen(
-            cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            cmd,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            umask=umask,
         )
         self.pid = self.popen.pid
 
@@ -179,9 +185,11 @@ def start_exporter(
     ready_path: str = "/-/ready",
     storage: Path | None = None,
     tls_client: dict | None = None,
+    umask: int = -1,
 ) -> Proc:
-    """Start `python -m exporter` on a free port with its store in tmp_path (or `storage`);
-    with `tls_client` (requests' verify and cert arguments), it is reached over https."""
+    """Start `python -m exporter` on a free port with its store in tmp_path (or `storage`), with
+    the given umask (-1: this process's); with `tls_client` (requests' verify and cert
+    arguments), it is reached over https."""
     port = free_port()
     storage = storage or tmp_path / "exporter.db"
     cmd = [
@@ -196,5 +204,7 @@ def start_exporter(
     full_env.update(env or {})
     log = tmp_path / f"exporter-{port}.log"
     scheme = "https" if tls_client is not None else "http"
-    proc = Proc("exporter", cmd, port, log, env=full_env, scheme=scheme, client=tls_client)
+    proc = Proc(
+        "exporter", cmd, port, log, env=full_env, scheme=scheme, client=tls_client, umask=umask
+    )
     return proc.wait_ready(ready_path)

@@ -190,3 +190,25 @@ def test_a_store_that_cannot_be_read_keeps_the_last_numbers_and_reports_up_zero(
     assert value(after, "claude_code_analytics_exporter_up") == 0
     assert "no such table: model_usage" in caplog.text
     assert all(record.exc_info is None for record in caplog.records)
+
+
+def test_a_store_that_cannot_be_read_from_the_first_rendering_on_is_never_ready(tmp_path, caplog):
+    org = SimulatedOrganization(seed=4, members=30, now=lambda: NOW)
+    with serve(org, api_key=TEST_KEY) as server:
+        client = AdminClient(server.url, TEST_KEY, max_retries=0)
+
+        def poller_over(store: Store) -> Poller:
+            return Poller(
+                client, store, history_days=3, refetch_days=2, settings=Settings(), clock=Clock(NOW)
+            )
+
+        assert poller_over(Store(tmp_path / "s.db")).poll_once()
+        store = Store(tmp_path / "s.db")  # a restart: the history is complete
+        vandal = sqlite3.connect(tmp_path / "s.db")  # damaged after the start-up check
+        vandal.execute("DROP TABLE model_usage")
+        vandal.close()
+        poller = poller_over(store)
+        with caplog.at_level("ERROR", logger="exporter"):
+            poller.poll_once()
+    assert not poller.ready.is_set()
+    assert "no such table: model_usage" in caplog.text
