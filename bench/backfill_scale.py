@@ -36,7 +36,7 @@ def child(argv: list[str]) -> None:
     workdir = Path(argv[0])
     common = argv[1:]
     started = time.perf_counter()
-    blocks = run(parse_args([*common, f"--output={workdir / 'blocks'}"]))
+    blocks = run(parse_args([*common, f"--output={workdir / 'blocks'}"])).written
     elapsed = time.perf_counter() - started
     samples = sum(json.loads((b / "meta.json").read_text())["stats"]["numSamples"] for b in blocks)
     print(

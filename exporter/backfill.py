@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +34,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.samples import Sample
 from tqdm import tqdm
 
+from .blocks import PRIVATE_UMASK, BlockFolder, BlockFolderError, private_file
 from .client import AdminClient, ApiError
 from .clock import DATA_DELAY, Clock, day_start, utc_now
 from .collector import PREFIX, MemberLabels, Settings, data_families
@@ -203,13 +204,17 @@ def main(argv: list[str] | None = None) -> int:
     except (Interrupted, KeyboardInterrupt):
         print(f"{PROG}: interrupted; run the same command again to resume.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (BackfillError, StoreError) as exc:
+    except (BackfillError, BlockFolderError, StoreError) as exc:
         print(f"{PROG}: {exc}.", file=sys.stderr)
         return EXIT_FAILED
     except OSError as exc:
         print(f"{PROG}: cannot write {exc.filename}: {exc.strerror}.", file=sys.stderr)
         return EXIT_FAILED
-    print(f"{PROG}: wrote {len(blocks)} daily blocks to {options.output}.", file=sys.stderr)
+    replaced = f", replacing {blocks.replaced} of earlier runs" if blocks.replaced else ""
+    print(
+        f"{PROG}: wrote {len(blocks.written)} daily blocks to {options.output}{replaced}.",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -241,10 +246,25 @@ class StopOnSignal:
 # --- The run --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Written:
+    written: list[Path]  # the blocks of this run, in --output
+    replaced: int  # blocks of earlier runs removed, as this run wrote their days again
+
+
 def run(
     options: Options, stop: threading.Event | None = None, clock: Clock | None = None
+) -> Written:
+    """Fetch what the store lacks, then write the blocks."""
+    folder = BlockFolder(options.output, options.job, options.instance)
+    with folder:  # first: it removes what a killed run left, whatever this run then does
+        written = _run(options, folder, stop, clock)
+    return Written(written, folder.replaced)
+
+
+def _run(
+    options: Options, folder: BlockFolder, stop: threading.Event | None, clock: Clock | None
 ) -> list[Path]:
-    """Fetch what the store lacks, then write the blocks; returns the block directories."""
     config = options.config
     store = Store(config.storage_path)
     simulator = None
@@ -269,7 +289,7 @@ def run(
         first = options.since or oldest_day(store, options.until)
         fetch_days(store, make_client, options, first, clock or utc_now, stop)
         settings = Settings(config.member_label, config.member_models)
-        return write_blocks(store, first, options, settings, stop)
+        return folder.commit(_write_days(store, first, options, settings, stop, folder))
     finally:
         if simulator is not None:
             simulator.stop()
@@ -407,26 +427,16 @@ def sample_time(day: date) -> int:
     return int(datetime.combine(day, SAMPLE_TIME, tzinfo=UTC).timestamp())
 
 
-def write_blocks(
-    store: Store, first: date, options: Options, settings: Settings, stop: threading.Event
-) -> list[Path]:
-    """One OpenMetrics file and one promtool run per day; promtool works on a day while the next
-    one is rendered. On a stop request the blocks of this run are removed, so a rerun starts
-    clean."""
-    options.output.mkdir(parents=True, exist_ok=True)
-    before = set(_blocks(options.output))
-    try:
-        _write_days(store, first, options, settings, stop)
-    except BaseException:
-        for block in set(_blocks(options.output)) - before:
-            shutil.rmtree(block, ignore_errors=True)
-        raise
-    return sorted(set(_blocks(options.output)) - before)
-
-
 def _write_days(
-    store: Store, first: date, options: Options, settings: Settings, stop: threading.Event
-) -> None:
+    store: Store,
+    first: date,
+    options: Options,
+    settings: Settings,
+    stop: threading.Event,
+    folder: BlockFolder,
+) -> dict[date, Path]:
+    """One OpenMetrics file and one promtool run per day, in the staging folder; promtool works
+    on a day while the next one is rendered. Returns each day's finished block."""
     members = MemberLabels(settings.member_label, store.secret())
     extra = (("job", options.job), ("instance", options.instance))
     view = StoreAsOf(store)
@@ -434,50 +444,53 @@ def _write_days(
     for day in _days(min(stored, default=first), first - timedelta(days=1)):
         view.advance_to(day)
     days = _days(first, options.until)
-    with (
-        tempfile.TemporaryDirectory(prefix="backfill-") as tmp,
-        progress(len(days), "writing blocks") as bar,
-    ):
+    work = folder.staging_folder("work")
+    blocks: dict[date, Path] = {}
+    with progress(len(days), "writing blocks") as bar:
         promtool: _Promtool | None = None
         try:
             for day in days:
                 if stop.is_set():
                     raise Interrupted
                 view.advance_to(day)
-                path = Path(tmp) / f"{day}.om"
-                with path.open("w", encoding="utf-8") as out:
+                path = work / f"{day}.om"
+                with private_file(path) as out:
                     families = with_member_aggregates(
                         data_families(cast(Store, view), day, settings, members), day
                     )
                     write_openmetrics(out, families, extra, sample_time(day))
                 if promtool is not None:
-                    promtool.wait()
+                    blocks[promtool.day] = promtool.wait()
                     bar.update(1)
-                promtool = _Promtool(options.promtool, path, options.output)
+                promtool = _Promtool(options.promtool, day, path, folder.staging_folder(str(day)))
             if promtool is not None:
-                promtool.wait()
+                blocks[promtool.day] = promtool.wait()
                 bar.update(1)
         finally:
             if promtool is not None:
                 promtool.kill()
+    return blocks
 
 
 def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-def _blocks(folder: Path) -> list[Path]:
-    return [p for p in folder.iterdir() if (p / "meta.json").is_file()]
-
-
 class _Promtool:
-    """One `promtool tsdb create-blocks-from openmetrics` run over one day's file."""
+    """One `promtool tsdb create-blocks-from openmetrics` run over one day's file, into its own
+    folder, with its temporary files beside it and private files whatever the umask."""
 
-    def __init__(self, promtool: str, source: Path, output: Path):
+    def __init__(self, promtool: str, day: date, source: Path, output: Path):
+        self.day = day
         self.source = source
+        self.output = output
         command = ["tsdb", "create-blocks-from", "openmetrics", "--quiet", str(source), str(output)]
         self._process = subprocess.Popen(
-            [promtool, *command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            [promtool, *command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TMPDIR": str(output)},
+            umask=PRIVATE_UMASK,
         )
 
     def kill(self) -> None:
@@ -486,15 +499,18 @@ class _Promtool:
             self._process.kill()
             self._process.communicate()
 
-    def wait(self) -> None:
+    def wait(self) -> Path:
+        """The finished block."""
         output, _ = self._process.communicate()
         self.source.unlink(missing_ok=True)
         if self._process.returncode != 0:
             lines = output.decode(errors="replace").strip().splitlines()
             detail = lines[-1] if lines else f"exit status {self._process.returncode}"
-            raise BackfillError(
-                f"promtool could not create the block of {self.source.stem}: {detail}"
-            )
+            raise BackfillError(f"promtool could not create the block of {self.day}: {detail}")
+        blocks = [p for p in self.output.iterdir() if (p / "meta.json").is_file()]
+        if len(blocks) != 1:
+            raise BackfillError(f"promtool made {len(blocks)} blocks of {self.day}, not one")
+        return blocks[0]
 
 
 class StoreAsOf:

@@ -20,6 +20,14 @@ import yaml
 READY_TIMEOUT = 60.0
 
 
+class SecretEnv(dict):
+    """Environment variables that hold an Admin API key: a failure report, which shows a test's
+    arguments, prints their names only."""
+
+    def __repr__(self) -> str:
+        return f"SecretEnv({', '.join(self)})"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

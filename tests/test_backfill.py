@@ -212,7 +212,7 @@ def test_a_stop_request_stores_the_days_in_flight_and_starts_no_other(tmp_path, 
     stored = {str(d) for d in Store(tmp_path / "store.db").fetched_days()}
     assert stored == set(started)
     assert 5 <= len(stored) <= 6
-    assert not (tmp_path / "blocks").exists()
+    assert not any((tmp_path / "blocks").iterdir())
 
 
 def test_fill_gaps_reports_and_fetches_the_days_missing_in_the_store(tmp_path, org, capsys):
@@ -399,7 +399,7 @@ def test_blocks_of_a_failed_run_are_removed_and_older_blocks_kept(tmp_path, org)
 
 def test_a_run_writes_one_block_per_day_at_2359(tmp_path, org):
     chosen = options(tmp_path, "--since=2026-11-10", "--until=2026-11-12", base_url=org.url)
-    written = backfill.run(chosen, clock=lambda: NOW)
+    written = backfill.run(chosen, clock=lambda: NOW).written
     starts = sorted(json.loads((b / "meta.json").read_text())["minTime"] for b in written)
     assert starts == [
         sample_time(day(d)) * 1000 for d in ("2026-11-10", "2026-11-11", "2026-11-12")

@@ -22,7 +22,7 @@ import requests
 from conftest import TEST_KEY
 from exporter.simulator import SimulatedOrganization, serve
 from exposition import samples, series
-from procs import Proc, free_port, start_exporter
+from procs import Proc, SecretEnv, free_port, start_exporter
 
 pytestmark = pytest.mark.e2e
 HISTORY = "--history.days=3"
@@ -33,7 +33,7 @@ PERMISSIVE = 0o000
 def api(frozen_now):
     org = SimulatedOrganization(seed=21, members=8, now=lambda: frozen_now)
     with serve(org, api_key=TEST_KEY) as server:
-        yield {"ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_ADMIN_API_KEY": TEST_KEY}
+        yield SecretEnv(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_ADMIN_API_KEY=TEST_KEY)
 
 
 def mode(path: Path) -> int:
@@ -148,7 +148,7 @@ def test_a_damaged_store_is_refused_with_how_to_recover_and_never_ready(tmp_path
     damage(store)
     damaged = store.read_bytes()
     port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}, **api}
+    env = SecretEnv({k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}, **api)
     proc = Proc("exporter", exporter_command(store, port), port, tmp_path / "damaged.log", env=env)
     try:
         deadline = time.monotonic() + 30
@@ -178,7 +178,7 @@ def test_a_damaged_store_is_refused_with_how_to_recover_and_never_ready(tmp_path
 def test_the_backfill_refuses_a_damaged_store_in_one_sentence(tmp_path, api):
     store = loaded_store(tmp_path, api)
     garbage_in_a_table(store)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}, **api}
+    env = SecretEnv({k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}, **api)
     done = subprocess.run(
         [
             sys.executable,
