@@ -3,8 +3,10 @@ of the store, the OpenMetrics it writes and what the real promtool makes of it."
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import os
 import stat
 import subprocess
 import threading
@@ -133,6 +135,33 @@ def test_an_output_folder_that_cannot_be_made_is_one_sentence_with_exit_status_1
         err[-1]
         == f"claude-code-analytics-exporter backfill: cannot write {output}: Not a directory."
     )
+
+
+def test_a_second_backfill_into_the_same_output_is_refused_in_one_sentence(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("ANTHROPIC_ADMIN_API_KEY", TEST_KEY)
+    output = tmp_path / "blocks"
+    output.mkdir()
+    first = os.open(output, os.O_RDONLY)  # what a running backfill holds
+    try:
+        fcntl.flock(first, fcntl.LOCK_EX)
+        status = backfill.main(
+            [
+                "--demo",
+                "--demo.members=3",
+                "--since=2026-01-01",
+                "--until=2026-01-01",
+                f"--storage.path={tmp_path / 'store.db'}",
+                f"--output={output}",
+            ]
+        )
+    finally:
+        os.close(first)
+    assert status == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"claude-code-analytics-exporter backfill: another backfill is writing to {output}."
+    ]
 
 
 def test_until_defaults_to_the_last_day_the_api_has_finished(tmp_path):
