@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -53,6 +54,19 @@ def frozen_now() -> datetime:
             time.sleep((boundary - now).total_seconds() + 1)
             now = datetime.now(UTC)
     return now.replace(microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def simulated_api(frozen_now):
+    """This environment, pointing the exporter and the backfill at a small simulated organization
+    frozen at the module's instant."""
+    from exporter.simulator import SimulatedOrganization, serve
+    from procs import SecretEnv
+
+    org = SimulatedOrganization(seed=21, members=8, now=lambda: frozen_now)
+    with serve(org, api_key=TEST_KEY) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+        yield SecretEnv(env, ANTHROPIC_BASE_URL=server.url, ANTHROPIC_ADMIN_API_KEY=TEST_KEY)
 
 
 @pytest.fixture

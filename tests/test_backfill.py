@@ -113,22 +113,22 @@ def test_a_missing_key_is_one_sentence_with_exit_status_2(tmp_path, capsys, monk
     ]
 
 
+def demo_backfill(tmp_path: Path, output: Path) -> int:
+    """One day of a small simulated organization into `output`; the exit status."""
+    store = tmp_path / "store.db"
+    days = ("--since=2026-01-01", "--until=2026-01-01")
+    return backfill.main(
+        ["--demo", "--demo.members=3", *days, f"--storage.path={store}", f"--output={output}"]
+    )
+
+
 def test_an_output_folder_that_cannot_be_made_is_one_sentence_with_exit_status_1(
     tmp_path, capsys, monkeypatch
 ):
     monkeypatch.setenv("ANTHROPIC_ADMIN_API_KEY", TEST_KEY)
     (tmp_path / "file").write_text("")
     output = tmp_path / "file" / "blocks"
-    status = backfill.main(
-        [
-            "--demo",
-            "--demo.members=3",
-            "--since=2026-01-01",
-            "--until=2026-01-01",
-            f"--storage.path={tmp_path / 'store.db'}",
-            f"--output={output}",
-        ]
-    )
+    status = demo_backfill(tmp_path, output)
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 1
     assert (
@@ -146,16 +146,7 @@ def test_a_second_backfill_into_the_same_output_is_refused_in_one_sentence(
     first = os.open(output, os.O_RDONLY)  # what a running backfill holds
     try:
         fcntl.flock(first, fcntl.LOCK_EX)
-        status = backfill.main(
-            [
-                "--demo",
-                "--demo.members=3",
-                "--since=2026-01-01",
-                "--until=2026-01-01",
-                f"--storage.path={tmp_path / 'store.db'}",
-                f"--output={output}",
-            ]
-        )
+        status = demo_backfill(tmp_path, output)
     finally:
         os.close(first)
     assert status == 1

@@ -22,19 +22,11 @@ import pytest
 
 from conftest import TEST_KEY
 from exporter.backfill import sample_time
-from exporter.simulator import SimulatedOrganization, serve
 from procs import SecretEnv
 
 pytestmark = pytest.mark.e2e
 PROG = "claude-code-analytics-exporter backfill"
 PERMISSIVE = 0o000
-
-
-@pytest.fixture(scope="module")
-def api(frozen_now):
-    org = SimulatedOrganization(seed=22, members=8, now=lambda: frozen_now)
-    with serve(org, api_key=TEST_KEY) as server:
-        yield SecretEnv(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_ADMIN_API_KEY=TEST_KEY)
 
 
 @pytest.fixture
@@ -45,15 +37,12 @@ def yesterday(frozen_now) -> date:
 class Backfill:
     """`python -m exporter backfill` over one store and output, with a TMPDIR of its own."""
 
-    def __init__(self, tmp_path: Path, api: dict):
+    def __init__(self, tmp_path: Path, simulated_api: dict):
         self.store = tmp_path / "store.db"
         self.output = tmp_path / "blocks"
         self.tmpdir = tmp_path / "tmp"
         self.tmpdir.mkdir()
-        self.env = SecretEnv(
-            {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-        )
-        self.env.update(api, TMPDIR=str(self.tmpdir))
+        self.env = SecretEnv(simulated_api, TMPDIR=str(self.tmpdir))
 
     def start(self, first: date, last: date, *args: str) -> subprocess.Popen[str]:
         command = [sys.executable, "-m", "exporter", "backfill", f"--since={first}"]
@@ -105,17 +94,19 @@ def slow_promtool(tmp_path: Path) -> Path:
     return script
 
 
-def test_blocks_and_the_output_folder_are_private_whatever_the_umask(tmp_path, api, yesterday):
-    backfill = Backfill(tmp_path, api)
+def test_blocks_and_the_output_folder_are_private_whatever_the_umask(
+    tmp_path, simulated_api, yesterday
+):
+    backfill = Backfill(tmp_path, simulated_api)
     backfill.run(yesterday - timedelta(days=2), yesterday)
     assert len(backfill.blocks()) == 3
     assert not_private([backfill.output, *backfill.output.rglob("*")]) == {}
 
 
 def test_a_killed_backfill_leaves_private_temporary_files_that_the_next_run_removes(
-    tmp_path, api, yesterday
+    tmp_path, simulated_api, yesterday
 ):
-    backfill = Backfill(tmp_path, api)
+    backfill = Backfill(tmp_path, simulated_api)
     first = yesterday - timedelta(days=5)
     process = backfill.start(first, yesterday, f"--promtool={slow_promtool(tmp_path)}")
     deadline = time.monotonic() + 120
@@ -139,8 +130,8 @@ def test_a_killed_backfill_leaves_private_temporary_files_that_the_next_run_remo
     assert "removed the temporary files an interrupted run left" in err
 
 
-def test_backfilling_the_same_days_again_replaces_their_blocks(tmp_path, api, yesterday):
-    backfill = Backfill(tmp_path, api)
+def test_backfilling_the_same_days_again_replaces_their_blocks(tmp_path, simulated_api, yesterday):
+    backfill = Backfill(tmp_path, simulated_api)
     first = yesterday - timedelta(days=4)
     backfill.run(first, yesterday - timedelta(days=2))
     earlier = backfill.blocks()

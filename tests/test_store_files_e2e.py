@@ -20,20 +20,12 @@ import pytest
 import requests
 
 from conftest import TEST_KEY
-from exporter.simulator import SimulatedOrganization, serve
 from exposition import samples, series
-from procs import Proc, SecretEnv, free_port, start_exporter
+from procs import Proc, free_port, start_exporter
 
 pytestmark = pytest.mark.e2e
 HISTORY = "--history.days=3"
 PERMISSIVE = 0o000
-
-
-@pytest.fixture(scope="module")
-def api(frozen_now):
-    org = SimulatedOrganization(seed=21, members=8, now=lambda: frozen_now)
-    with serve(org, api_key=TEST_KEY) as server:
-        yield SecretEnv(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_ADMIN_API_KEY=TEST_KEY)
 
 
 def mode(path: Path) -> int:
@@ -44,10 +36,10 @@ def store_files(store: Path) -> list[Path]:
     return [store, Path(f"{store}-wal"), Path(f"{store}-shm")]
 
 
-def loaded_store(tmp_path: Path, api: dict) -> Path:
+def loaded_store(tmp_path: Path, simulated_api: dict) -> Path:
     """A store that holds the history, checkpointed so that the main file holds every page."""
     store = tmp_path / "store.db"
-    with start_exporter(tmp_path, HISTORY, env=api, storage=store):
+    with start_exporter(tmp_path, HISTORY, env=simulated_api, storage=store):
         pass
     with sqlite3.connect(store) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -58,9 +50,11 @@ def loaded_store(tmp_path: Path, api: dict) -> Path:
 # --- Permissions ----------------------------------------------------------------------------------
 
 
-def test_the_store_folder_and_its_files_are_private_whatever_the_umask(tmp_path, api):
+def test_the_store_folder_and_its_files_are_private_whatever_the_umask(tmp_path, simulated_api):
     store = tmp_path / "state" / "store.db"
-    with start_exporter(tmp_path, HISTORY, env=api, storage=store, umask=PERMISSIVE) as proc:
+    with start_exporter(
+        tmp_path, HISTORY, env=simulated_api, storage=store, umask=PERMISSIVE
+    ) as proc:
         assert [f.name for f in store_files(store) if f.exists()] == [
             "store.db",
             "store.db-wal",
@@ -74,14 +68,16 @@ def test_the_store_folder_and_its_files_are_private_whatever_the_umask(tmp_path,
         assert oct(mode(store.parent)) == "0o700"
 
 
-def test_a_store_left_readable_by_others_is_made_private_at_start(tmp_path, api):
+def test_a_store_left_readable_by_others_is_made_private_at_start(tmp_path, simulated_api):
     store = tmp_path / "store.db"
-    proc = start_exporter(tmp_path, HISTORY, env=api, storage=store)
+    proc = start_exporter(tmp_path, HISTORY, env=simulated_api, storage=store)
     proc.signal(signal.SIGKILL)  # leaves the -wal and -shm files behind
     proc.stop()
     for path in store_files(store):
         path.chmod(0o644)
-    with start_exporter(tmp_path, HISTORY, env=api, storage=store, umask=PERMISSIVE) as proc:
+    with start_exporter(
+        tmp_path, HISTORY, env=simulated_api, storage=store, umask=PERMISSIVE
+    ) as proc:
         assert {f.name: oct(mode(f)) for f in store_files(store)} == {
             "store.db": "0o600",
             "store.db-wal": "0o600",
@@ -143,13 +139,16 @@ def refusal(prog: str, store: Path) -> Callable[[str], bool]:
 
 
 @pytest.mark.parametrize("damage", DAMAGES)
-def test_a_damaged_store_is_refused_with_how_to_recover_and_never_ready(tmp_path, api, damage):
-    store = loaded_store(tmp_path, api)
+def test_a_damaged_store_is_refused_with_how_to_recover_and_never_ready(
+    tmp_path, simulated_api, damage
+):
+    store = loaded_store(tmp_path, simulated_api)
     damage(store)
     damaged = store.read_bytes()
     port = free_port()
-    env = SecretEnv({k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}, **api)
-    proc = Proc("exporter", exporter_command(store, port), port, tmp_path / "damaged.log", env=env)
+    proc = Proc(
+        "exporter", exporter_command(store, port), port, tmp_path / "damaged.log", env=simulated_api
+    )
     try:
         deadline = time.monotonic() + 30
         while proc.popen.poll() is None and time.monotonic() < deadline:
@@ -170,15 +169,14 @@ def test_a_damaged_store_is_refused_with_how_to_recover_and_never_ready(tmp_path
     for path in store_files(store):
         if path.exists():
             path.rename(tmp_path / f"{path.name}.damaged")
-    with start_exporter(tmp_path, HISTORY, env=api, storage=store) as proc:
+    with start_exporter(tmp_path, HISTORY, env=simulated_api, storage=store) as proc:
         exposition = samples(requests.get(f"{proc.url}/metrics", timeout=10).content)
     assert series(exposition, "claude_code_analytics_month_to_date_cost_usd") != {}
 
 
-def test_the_backfill_refuses_a_damaged_store_in_one_sentence(tmp_path, api):
-    store = loaded_store(tmp_path, api)
+def test_the_backfill_refuses_a_damaged_store_in_one_sentence(tmp_path, simulated_api):
+    store = loaded_store(tmp_path, simulated_api)
     garbage_in_a_table(store)
-    env = SecretEnv({k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}, **api)
     done = subprocess.run(
         [
             sys.executable,
@@ -190,7 +188,7 @@ def test_the_backfill_refuses_a_damaged_store_in_one_sentence(tmp_path, api):
             f"--storage.path={store}",
             f"--output={tmp_path / 'blocks'}",
         ],
-        env=env,
+        env=simulated_api,
         capture_output=True,
         text=True,
         timeout=60,
