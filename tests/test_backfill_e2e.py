@@ -212,7 +212,8 @@ def test_the_backfill_fetches_each_day_it_needs_exactly_once(backfilled, since, 
 
 def test_the_backfill_writes_one_block_per_day(backfilled, since):
     _, blocks, _ = backfilled
-    metas = [json.loads((b / "meta.json").read_text()) for b in blocks.iterdir()]
+    folders = [b for b in blocks.iterdir() if b.is_dir()]  # and the manifest, a file
+    metas = [json.loads((b / "meta.json").read_text()) for b in folders]
     starts = sorted(datetime.fromtimestamp(m["minTime"] / 1000, UTC) for m in metas)
     assert [s.date() for s in starts] == [since + timedelta(days=n) for n in range(HISTORY_DAYS)]
     assert {(s.hour, s.minute) for s in starts} == {(23, 59)}
