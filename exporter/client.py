@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 
 import requests
 
 from . import __version__
+from .clock import utc_now
 from .origin import Origin, RedirectRefused, parse_origin, send, session_for
 from .parse import Member, PageError, UsagePage, parse_usage_page, parse_users_page
 
@@ -159,9 +161,9 @@ class AdminClient:
         raise ApiError(ENDPOINT_USERS, BAD_PAGE, "users list has too many pages")
 
     def _remaining(self, endpoint: str) -> float:
-        """Seconds left before the deadline (or the request timeout); ApiError once it passed."""
+        """Seconds left before the deadline (infinite without one); ApiError once it passed."""
         if self.deadline is None:
-            return self.timeout
+            return math.inf
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise ApiError(endpoint, "poll_timeout", f"{endpoint}: the poll ran out of time")
@@ -218,7 +220,7 @@ class AdminClient:
 
     def _wait(self, endpoint: str, seconds: float) -> None:
         """Wait before a retry, but not past the deadline."""
-        self._sleep(min(seconds, self._remaining(endpoint)) if self.deadline else seconds)
+        self._sleep(min(seconds, self._remaining(endpoint)))
 
     def _redact(self, text: str) -> str:
         """The server's words on one line and without the key, should an error page echo it."""
@@ -254,7 +256,7 @@ def _retry_after_seconds(value: str | None) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return max(0.0, (when - utc_now()).total_seconds())
 
 
 def _error_message(response: requests.Response) -> str:

@@ -16,10 +16,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from .client import BAD_PAGE, AdminClient, ApiError
-from .clock import Clock, day_start, utc_now
+from .clock import Clock, day_start, midnight, utc_now
 from .collector import (
     ACTIVE_WINDOWS,
     ExporterStats,
@@ -270,10 +270,8 @@ class Poller:
                 self.stats.up = False
                 self.render()
             now = self.clock()
-            midnight = datetime.combine(
-                now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC
-            )
-            stop.wait(min(interval, (midnight - now).total_seconds() + 1))
+            next_day = midnight(now.date() + timedelta(days=1))
+            stop.wait(min(interval, (next_day - now).total_seconds() + 1))
 
 
 def _last_success(store: Store) -> float | None:

@@ -30,7 +30,7 @@ import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import flask
@@ -421,7 +421,7 @@ def _join_age(rng: random.Random) -> int:
 
 
 def _user_object(rng: random.Random, name: str, email: str, role: str, joined: date) -> dict:
-    added = datetime.combine(joined, time(), UTC) + timedelta(
+    added = midnight(joined) + timedelta(
         seconds=rng.randint(8 * 3600, 19 * 3600), microseconds=rng.randint(0, 999_999)
     )
     return {
