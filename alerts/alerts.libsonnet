@@ -7,6 +7,8 @@
 // - norms come from Prometheus' own history, one sample per UTC day taken from the `yesterday` gauge as it
 //   stood during the following day (`perDay`), so a fresh Prometheus has no norm and stays quiet;
 // - figures that only grow within a period (month to date, today so far) alert as soon as they cross.
+local promql = import '../lib/promql.libsonnet';
+
 (import 'config.libsonnet') +
 {
   local c = $._config,
@@ -32,17 +34,17 @@
     'on () (time() - max(%s) >= %d < 86400)' % [dayStart, c.lateDataHours * 3600],
 
   // A per-day series for subqueries with steps of one day: at 00:00 of day D it is day D-2's final value,
-  // read from the `yesterday` gauge during day D-1 (00:59 to 23:59, the same window as promql.daily()).
+  // read from the `yesterday` gauge during day D-1 (00:05 to 23:59, promql.dayWindow as in promql.daily()).
   // A day on which the exporter was scraped but had no such series counts as 0; a day without the exporter
   // has no sample at all.
   local perDay(metric, extra='') =
     |||
       (
-        sum(last_over_time(%(metric)s{%(sel)s}[23h] offset 1m))
+        sum(last_over_time(%(metric)s{%(sel)s}[%(window)s] offset 1m))
       or
-        0 * max(last_over_time(%(dayStart)s[23h] offset 1m))
+        0 * max(last_over_time(%(dayStart)s[%(window)s] offset 1m))
       )
-    ||| % { metric: m('yesterday_' + metric), sel: sel(extra), dayStart: dayStart },
+    ||| % { metric: m('yesterday_' + metric), sel: sel(extra), dayStart: dayStart, window: promql.dayWindow },
   // The per-day series over the `days` days before yesterday, for *_over_time functions.
   local lastDays(metric, extra='', days=c.normDays, offset='') =
     '(%s)[%dd:1d]%s' % [std.stripChars(perDay(metric, extra), '\n'), days, offset],

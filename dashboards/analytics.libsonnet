@@ -108,10 +108,10 @@ local g = import 'lib/g.libsonnet';
     // Every member in member_info appears, with 0 when inactive this month.
     local monthToDate(name) =
       |||
-        sum by (member, actor_type) (%(m)s{%(sel)s})
+        sum by (member, actor_type) (%(m)s)
         or
         0 * group by (member, actor_type) (%(info)s{%(sel)s})
-      ||| % { m: d.metric('month_to_date_' + name), info: d.metric('member_info'), sel: sel },
+      ||| % { m: q.monthAt(d.period(name), sel), info: d.metric('member_info'), sel: sel },
 
     local memberLink = '/d/%s?var-member=${__data.fields.member:percentencode}&${datasource:queryparam}&${__url_time_range}'
                        % d.uid('member'),
@@ -121,8 +121,9 @@ local g = import 'lib/g.libsonnet';
       |||
         Every member: users by email, API keys by name (all organization users and every actor seen,
         from `member_info`). Spend this month and Lines this month are the member's estimated cost in USD
-        and accepted lines of code since the 1st of the current UTC month, whatever the time range.
-        Click a member to open their dashboard.
+        and accepted lines of code in the UTC month in which the time range ends, up to its end; for a
+        range that ends on a month's last minute (Previous month), the whole month, with the last hour
+        that the API delivers after midnight. Click a member to open their dashboard.
       |||,
       'short',
       [d.table(monthToDate('cost_usd'), 'A'), d.table(monthToDate('lines_added'), 'B')],

@@ -7,27 +7,27 @@ local g = import 'lib/g.libsonnet';
     local d = (import 'lib/common.libsonnet')(c),
     local q = d.promql,
     local sel = d.selector('member="$member"'),
-    local mtd(name, extra='') = 'sum(%s{%s})' % [d.metric('month_to_date_' + name), sel + extra],
+    local mtd(name, extra='') = 'sum(%s)' % q.monthAt(d.period(name), sel + extra),
     local tools = ', tool=~"%s"' % c.acceptRateTools,
 
     local thisMonth = [
       d.stat(
         'Spend this month',
-        "The member's estimated cost in USD since the 1st of the current UTC month.",
+        "The member's estimated cost in USD in the UTC month in which the time range ends, up to its end (Previous month: the whole month).",
         'currencyUSD',
         [d.instant('%s or vector(0)' % mtd('cost_usd'), 'spend')],
         w=4,
       ) + g.panel.stat.standardOptions.withDecimals(2),
       d.stat(
         'Lines this month',
-        "Lines of code the member accepted since the 1st of the current UTC month.",
+        "Lines of code the member accepted in the UTC month in which the time range ends, up to its end (Previous month: the whole month).",
         'short',
         [d.instant('%s or vector(0)' % mtd('lines_added'), 'lines')],
         w=4,
       ),
       d.stat(
         'Sessions this month',
-        'Claude Code sessions the member started since the 1st of the current UTC month.',
+        'Claude Code sessions the member started in the UTC month in which the time range ends, up to its end (Previous month: the whole month).',
         'short',
         [d.instant('%s or vector(0)' % mtd('sessions'), 'sessions')],
         w=4,

@@ -38,6 +38,7 @@ PERIOD_HELP = {
     "today": "the current UTC day so far",
     "yesterday": "the previous UTC day",
     "month_to_date": "the current UTC month through today",
+    "last_month": "the previous UTC month (exposed on the 1st only)",
 }
 
 
@@ -78,12 +79,19 @@ ACTIVE_WINDOWS = (("weekly", 7), ("monthly", 30))
 
 
 def period_spans(today: date) -> dict[str, tuple[date, date]]:
+    """The periods the data series cover. `last_month` is there on the 1st only: as `yesterday` is
+    read during the next day, a month is read during the next month's first day, when its last
+    hour has arrived (docs/metrics.md, "Per-month values"), so the rest of the month it would be
+    series nobody reads."""
     yesterday = today - timedelta(days=1)
-    return {
+    spans = {
         "today": (today, today),
         "yesterday": (yesterday, yesterday),
         "month_to_date": (today.replace(day=1), today),
     }
+    if today.day == 1:
+        spans["last_month"] = (yesterday.replace(day=1), yesterday)
+    return spans
 
 
 def dollars(microcents: int) -> float:

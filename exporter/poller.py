@@ -86,6 +86,7 @@ class Poller:
         self._data = Exposition(b"", b"")
         self._published = 0.0
         self._rendered_from_store = False
+        self._data_day: date | None = None
         self._store_errors: set[str] = set()
         client.on_request = self._count_request
 
@@ -93,8 +94,17 @@ class Poller:
         self.stats.inc("api_requests", endpoint=endpoint, code=code)
         if failed:
             self.stats.inc("api_errors", endpoint=endpoint, code=code)
-        if failed or time.monotonic() - self._published >= PUBLISH_EVERY:
+        if not self.turn_over() and (failed or time.monotonic() - self._published >= PUBLISH_EVERY):
             self.publish()
+
+    def turn_over(self) -> bool:
+        """Render again when the UTC day has changed since the data series were rendered, so that
+        no scrape after midnight carries the previous day's `today`, even during a poll that runs
+        across midnight. Returns whether it rendered."""
+        if self._data_day is None or self.clock().date() == self._data_day:
+            return False
+        self.render()
+        return True
 
     # Which days to fetch
 
@@ -135,7 +145,8 @@ class Poller:
         self._store_errors.clear()
         self.stats.poll_started = self.clock().timestamp()
         self.stats.polling = True
-        self.publish()
+        if not self.turn_over():
+            self.publish()
         if self.poll_timeout is not None:
             self.client.deadline = started + self.poll_timeout
         try:
@@ -154,7 +165,7 @@ class Poller:
         if ok:
             self.stats.last_success = self.stats.last_attempt
         self._save_state()
-        self.render(today)
+        self.render()
         # After render, and only once a render read the store: ready means /metrics has the history.
         self._mark_ready(today)
         return ok
@@ -240,6 +251,7 @@ class Poller:
             # A generator: each family is rendered and dropped before the next is computed.
             body = render(data_families(self.store, today, self.settings, self.members))
             self._data = Exposition(body, gzip.compress(body, compresslevel=GZIP_LEVEL))
+            self._data_day = today
             self._rendered_from_store = True
         except StoreError as exc:
             self.stats.up = False

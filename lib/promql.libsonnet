@@ -1,18 +1,28 @@
 // PromQL building blocks shared by the dashboards and the rules. See docs/metrics.md, "Per-day values".
 {
+  // The samples that belong to a UTC day D: those from 00:05 to 23:59 of D, read as
+  // `[dayWindow] offset -<D's 23:59 minus the query step>`.
+  // - Its first 5 minutes are left out because a recording rule evaluated then may still read the last
+  //   scrape before midnight (an instant vector looks back 5 minutes), while the exporter turns its
+  //   periods over within seconds of its midnight.
+  // - Its last minute is left out for clocks a little apart, and it holds the backfill's samples, which
+  //   stand at 23:59:00.
+  dayWindow:: '23h54m',
+
   // Day D's value of a per-period quantity, for a query whose steps fall on UTC midnights.
   // `metric` is the quantity without its period, e.g. 'claude_code_analytics_%s_cost_usd' with %s the period;
   // `selector` goes inside the braces; `agg` aggregates the per-member series (sum by ..., count, ...).
   daily(metric, selector='', agg='sum')::
     |||
       (
-        %(agg)s (last_over_time(%(yesterday)s{%(selector)s}[23h] offset -47h59m))
+        %(agg)s (last_over_time(%(yesterday)s{%(selector)s}[%(window)s] offset -47h59m))
       or
-        %(agg)s (last_over_time(%(today)s{%(selector)s}[23h] offset -23h59m))
+        %(agg)s (last_over_time(%(today)s{%(selector)s}[%(window)s] offset -23h59m))
       )
     ||| % {
       agg: agg,
       selector: selector,
+      window: $.dayWindow,
       yesterday: metric % 'yesterday',
       today: metric % 'today',
     },
@@ -63,23 +73,42 @@
   dailySeries(metric, selector='')::
     |||
       (
-        last_over_time(%(yesterday)s{%(selector)s}[23h] offset -47h59m)
+        last_over_time(%(yesterday)s{%(selector)s}[%(window)s] offset -47h59m)
       or
         (
-          last_over_time(%(today)s{%(selector)s}[23h] offset -23h59m)
+          last_over_time(%(today)s{%(selector)s}[%(window)s] offset -23h59m)
         unless on ()
-          last_over_time(%(yesterday)s{%(selector)s}[23h] offset -47h59m)
+          last_over_time(%(yesterday)s{%(selector)s}[%(window)s] offset -47h59m)
         )
       )
     ||| % {
       selector: selector,
+      window: $.dayWindow,
       yesterday: metric % 'yesterday',
       today: metric % 'today',
     },
 
-  // The last value of a gauge within day D (00:59 to 23:59 UTC), for a query whose steps fall on UTC
+  // A month's per-member series at the query's time, for an instant query at the end of a dashboard's
+  // range (aggregate around it); `metric` has %s for the period, as in daily().
+  // - When that time is in a month's last minute (the end of Grafana's "Previous month"), the month
+  //   is read from the `last_month` gauge as it stood during the next day, as daily() reads a day from
+  //   `yesterday`: so the month's last hour, which the API delivers after midnight, is in.
+  // - Otherwise, and before the next day has a sample, from `month_to_date` at that time.
+  // `day_of_month` falls only where a month ends, so the comparison holds only in its last minute.
+  monthAt(metric, selector='')::
+    |||
+      (
+          last_over_time(%(last)s{%(selector)s}[1d] offset -1d)
+        and on ()
+          day_of_month(vector(time() + 60)) < day_of_month(vector(time()))
+      )
+      or
+        %(mtd)s{%(selector)s}
+    ||| % { selector: selector, last: metric % 'last_month', mtd: metric % 'month_to_date' },
+
+  // The last value of a gauge within day D (00:05 to 23:59 UTC, dayWindow), for a query whose steps fall on UTC
   // midnights: for gauges that describe "as of now" rather than one period (active members over the last
   // 7 days, first-active timestamps). `window` widens the look ahead for values that arrive late.
-  endOfDay(metric, selector='', agg='', window='23h', offset='23h59m')::
+  endOfDay(metric, selector='', agg='', window=$.dayWindow, offset='23h59m')::
     '%s (last_over_time(%s{%s}[%s] offset -%s))' % [agg, metric, selector, window, offset],
 }

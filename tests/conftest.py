@@ -25,12 +25,22 @@ def at(day: str, hour: int = 12) -> datetime:
     )
 
 
+class Clock:
+    """A clock a test sets by hand: `clock.now = ...` moves it (exporter.clock.Clock's shape)."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 def midnight(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-# A day's per-day window opens at 00:59 UTC (docs/metrics.md); a few scrapes after it.
-PER_DAY_WINDOW_OPENS = timedelta(minutes=59, seconds=10)
+# A day's per-day window opens at 00:05 UTC (promql.dayWindow); a few scrapes after it.
+PER_DAY_WINDOW_OPENS = timedelta(minutes=5, seconds=10)
 # The longest a module that runs a live exporter and Prometheus takes, with room to spare.
 LIVE_MODULE = timedelta(minutes=5)
 
@@ -45,7 +55,7 @@ def frozen_now() -> datetime:
     """The one instant a module with a live exporter and Prometheus describes: the simulated
     organization's frozen clock, and the tests' "today". The real clock only stamps the scrapes,
     so the module is moved past a boundary it could otherwise run across (midnight, where the
-    exporter's "today" changes, and 00:59, where the per-day windows open): every expectation
+    exporter's "today" changes, and 00:05, where the per-day windows open): every expectation
     derived from this instant then holds for the scrapes made while the module runs."""
     now = datetime.now(UTC)
     day = midnight(now)

@@ -53,7 +53,7 @@ def documented_metrics() -> set[str]:
         "claude_code_analytics_P"
     }
     per_period = re.findall(r"`claude_code_analytics_P_([a-z_]+)`", text)
-    periods = ("today", "yesterday", "month_to_date")
+    periods = ("today", "yesterday", "month_to_date", "last_month")
     return names | {f"claude_code_analytics_{p}_{rest}" for p in periods for rest in per_period}
 
 

@@ -180,7 +180,7 @@ def says_nothing_in_words(name: str, title: str) -> bool:
 @pytest.mark.parametrize(("name", "title", "ref_id"), all_queries())
 def test_query_returns_data(prometheus, org, name, title, ref_id):
     if is_per_day(name, title, ref_id) and not per_day_windows_open(org.now()):
-        pytest.skip("per-day windows hold no samples before 00:59 UTC by design")
+        pytest.skip("per-day windows hold no samples before 00:05 UTC by design")
     result = run(prometheus, org, name, title, ref_id, time_range_for(name))
     assert result != [] or says_nothing_in_words(name, title)
 
@@ -339,7 +339,7 @@ def test_the_console_page_reads_members_through_the_rules():
 def test_all_shows_what_every_member_picked_shows(prometheus, org, name, title, ref_id):
     """All reads the recorded sums; every member picked by name reads each member's series."""
     if is_per_day(name, title, ref_id) and not per_day_windows_open(org.now()):
-        pytest.skip("per-day windows hold no samples before 00:59 UTC by design")
+        pytest.skip("per-day windows hold no samples before 00:05 UTC by design")
     everyone, time_range = every_member(prometheus), last_30_days()
     via_rules = figures(run(prometheus, org, name, title, ref_id, time_range))
     via_members = figures(run(prometheus, org, name, title, ref_id, time_range, everyone))
@@ -518,7 +518,7 @@ def test_spend_by_model_over_the_range_is_within_a_cent_of_the_raw_records(prome
     """Prometheus here holds minutes of scrapes: the days they show are yesterday (from the
     `yesterday` gauge) and today."""
     if not per_day_windows_open(org.now()):
-        pytest.skip("per-day windows hold no samples before 00:59 UTC by design")
+        pytest.skip("per-day windows hold no samples before 00:05 UTC by design")
     today = org.now().date()
     records = org.visible_records(today - timedelta(days=1)) + todays_records(org)
     expected = {m: float(c / 100) for m, c in console.spend_by_model_cents(records).items()}

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import pytest
 from reliability import expected_totals, stored_days, stored_totals
 
-from conftest import TEST_KEY
+from conftest import TEST_KEY, Clock
 from exporter.app import create_app
 from exporter.client import AdminClient
 from exporter.collector import Settings
@@ -33,14 +33,6 @@ from procs import Proc, free_port, start_exporter
 KILLS = 50
 REQUEST_LATENCY = 0.01  # seconds per API request, so that a start's ingest spans a while
 NOW = datetime(2026, 3, 14, 15, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def exporter_command(port: int, storage) -> list[str]:

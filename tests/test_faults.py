@@ -17,7 +17,7 @@ import pytest
 import requests
 from reliability import clear, expected_totals, inject, stored_totals
 
-from conftest import TEST_KEY
+from conftest import TEST_KEY, Clock
 from exporter.client import MAX_EMPTY_PAGES, AdminClient
 from exporter.collector import Settings
 from exporter.poller import Poller
@@ -30,14 +30,6 @@ P = "claude_code_analytics"
 NOW = datetime(2026, 1, 20, 12, 30, tzinfo=UTC)
 TODAY = NOW.date()
 YESTERDAY = TODAY - timedelta(days=1)
-
-
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,9 @@ The fixtures hold 2026-01-15 (alice on two terminals, the API key ci-claude-code
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 
-from conftest import TEST_KEY, at
+from conftest import TEST_KEY, Clock, at
 from exporter.client import AdminClient
 from exporter.collector import Settings
 from exporter.poller import Poller, default_history_days
@@ -21,14 +19,6 @@ P = "claude_code_analytics"
 ALICE = {"member": "alice@example.com", "actor_type": "user"}
 BOB = {"member": "bob@example.com", "actor_type": "user"}
 CI = {"member": "ci-claude-code", "actor_type": "api_key"}
-
-
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def make_poller(api, path, clock, history_days=3, refetch_days=3, settings=None) -> Poller:

@@ -6,6 +6,7 @@ whatever the real time is."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,13 +14,13 @@ from pathlib import Path
 import pytest
 from test_dashboards import DASHBOARDS
 
-from conftest import TEST_KEY
+from conftest import TEST_KEY, Clock
 from exporter.client import AdminClient
 from exporter.clock import frozen
 from exporter.collector import Settings
 from exporter.poller import Poller
 from exporter.store import Store
-from exposition import samples, value
+from exposition import samples, series, value
 from fake_admin_api import FakeAdminApi, fixtures_on
 from grafana_queries import ALL, TimeRange, prometheus_call
 from procs import start_exporter, start_prometheus, wait_for_scrapes_and_rules
@@ -30,18 +31,19 @@ P = "claude_code_analytics"
 THREE_ACTORS, BOB_ALONE = "2026-01-15", "2026-01-16"
 
 
+def make_poller(client: AdminClient, tmp_path: Path, clock) -> Poller:
+    """A poller with the default settings."""
+    store = Store(tmp_path / "store.db")
+    return Poller(
+        client, store, history_days=None, refetch_days=3, settings=Settings(), clock=clock
+    )
+
+
 def poll_at(moment: datetime, fixtures: Path, tmp_path: Path) -> dict:
     """The exposition after one poll by an exporter with default settings, at `moment`."""
     with FakeAdminApi(TEST_KEY, fixtures) as api:
         client = AdminClient(api.url, TEST_KEY, sleep=lambda s: None, max_retries=1)
-        poller = Poller(
-            client,
-            Store(tmp_path / "store.db"),
-            history_days=None,
-            refetch_days=3,
-            settings=Settings(),
-            clock=frozen(moment),
-        )
+        poller = make_poller(client, tmp_path, frozen(moment))
         assert poller.poll_once()
     return samples(poller.exposition.plain)
 
@@ -117,3 +119,58 @@ def test_with_history_but_nothing_this_month_the_month_to_date_panels_say_so(fro
     for title in ratios:
         panel = next(p for p in DASHBOARDS["cost.json"]["panels"] if p["title"] == title)
         assert panel["fieldConfig"]["defaults"]["noValue"].startswith("no ")
+
+
+def start_poll(poller: Poller) -> threading.Thread:
+    thread = threading.Thread(target=poller.poll_once, daemon=True)
+    thread.start()
+    return thread
+
+
+def exporter_day(poller: Poller) -> tuple[datetime, list[str]]:
+    """The day the exposition calls today, and the members it has a `today` series for."""
+    exposition = samples(poller.exposition.plain)
+    start = value(exposition, f"{P}_day_start_timestamp_seconds")
+    today = sorted(dict(labels)["member"] for labels in series(exposition, f"{P}_today_sessions"))
+    return datetime.fromtimestamp(start, UTC), today
+
+
+def test_a_poll_that_hangs_after_midnight_does_not_keep_yesterday_as_today(tmp_path):
+    """The exporter's `today` turns over at its midnight even while the API does not answer, so no
+    scrape after midnight carries the previous day's `today` (the per-day windows rely on it)."""
+    day = datetime(2027, 4, 30, tzinfo=UTC)
+    fixtures = fixtures_on(tmp_path, {THREE_ACTORS: day.date()})
+    clock = Clock(day.replace(hour=23, minute=50))
+    with FakeAdminApi(TEST_KEY, fixtures) as api:
+        client = AdminClient(api.url, TEST_KEY, sleep=lambda s: None, max_retries=1)
+        poller = make_poller(client, tmp_path, clock)
+        assert poller.poll_once()
+        assert exporter_day(poller) == (
+            day,
+            ["alice@example.com", "bob@example.com", "ci-claude-code"],
+        )
+        clock.now = day + timedelta(days=1, seconds=30)
+        api.hang.set()
+        poll = start_poll(poller)
+        time.sleep(0.5)
+        during = exporter_day(poller)
+        api.hang.clear()
+        poll.join(timeout=30)
+    assert during == (day + timedelta(days=1), [])
+
+
+def test_a_poll_that_starts_before_midnight_and_ends_after_it_shows_the_new_day(tmp_path):
+    day = datetime(2027, 4, 30, tzinfo=UTC)
+    fixtures = fixtures_on(tmp_path, {THREE_ACTORS: day.date()})
+    clock = Clock(day.replace(hour=23, minute=59, second=50))
+    with FakeAdminApi(TEST_KEY, fixtures) as api:
+        client = AdminClient(api.url, TEST_KEY, sleep=lambda s: None, max_retries=1)
+        poller = make_poller(client, tmp_path, clock)
+        assert poller.poll_once()
+        api.hang.set()
+        poll = start_poll(poller)
+        time.sleep(0.5)
+        clock.now = day + timedelta(days=1, seconds=5)
+        api.hang.clear()
+        poll.join(timeout=30)
+    assert exporter_day(poller) == (day + timedelta(days=1), [])

@@ -10,7 +10,7 @@ function(c) {
   promql: promql,
   datasource: '${datasource}',
 
-  // Metric names: `metric('member_info')`, and `period('cost_usd')` with %s for today/yesterday/month_to_date.
+  // Metric names: `metric('member_info')`, and `period('cost_usd')` with %s for today/yesterday/month_to_date/last_month.
   metric(name): '%s_%s' % [c.metricPrefix, name],
   exporterMetric(name): '%s_%s' % [c.exporterMetricPrefix, name],
   period(name): c.metricPrefix + '_%s_' + name,
