@@ -40,7 +40,7 @@ local promql = import '../lib/promql.libsonnet';
   local perDay(metric, extra='') =
     |||
       (
-        sum(last_over_time(%(metric)s{%(sel)s}[%(window)s] offset 1m))
+        sum(max without (instance) (last_over_time(%(metric)s{%(sel)s}[%(window)s] offset 1m)))
       or
         0 * max(last_over_time(%(dayStart)s[%(window)s] offset 1m))
       )
@@ -90,13 +90,12 @@ local promql = import '../lib/promql.libsonnet';
     alert(
       'DailySpendSpike', 'spend', 'warning',
       |||
-        sum(%(yesterday)s{%(sel)s}) > %(minUSD)g
-        and sum(%(yesterday)s{%(sel)s}) > %(factor)g * avg_over_time(%(norm)s)
+        %(yesterday)s > %(minUSD)g
+        and %(yesterday)s > %(factor)g * avg_over_time(%(norm)s)
         and on () count_over_time(%(norm)s) >= %(minDays)d
         and %(complete)s
       ||| % {
-        yesterday: m('yesterday_cost_usd'),
-        sel: sel(),
+        yesterday: 'sum(%s)' % promql.once('%s{%s}' % [m('yesterday_cost_usd'), sel()]),
         minUSD: c.spendSpikeMinUSD,
         factor: c.spendSpikeFactor,
         norm: lastDays('cost_usd'),
@@ -109,8 +108,8 @@ local promql = import '../lib/promql.libsonnet';
     ),
     alert(
       'MemberDailySpendHigh', 'spend', 'warning',
-      'sum by (member, actor_type) (%s{%s}) > %g'
-      % [m('today_cost_usd'), sel(), c.memberDailySpendCapUSD],
+      'sum by (member, actor_type) (%s) > %g'
+      % [promql.once('%s{%s}' % [m('today_cost_usd'), sel()]), c.memberDailySpendCapUSD],
       'A member has spent more on Claude Code today than the daily cap.',
       '{{ $labels.member }} has spent ${{ $value | humanize }} on Claude Code today (UTC), over the'
       + ' daily cap of $%g.' % c.memberDailySpendCapUSD,
@@ -120,8 +119,8 @@ local promql = import '../lib/promql.libsonnet';
 
   local dailyActive = lastDays('active_members', days=7),
   local dailyActiveWeekBefore = lastDays('active_members', days=7, offset=' offset 7d'),
-  local acceptedYesterday = 'sum(%s{%s})' % [m('yesterday_tool_decisions'), sel(accepted)],
-  local decidedYesterday = 'sum(%s{%s})' % [m('yesterday_tool_decisions'), sel(tools)],
+  local acceptedYesterday = 'sum(%s)' % promql.once('%s{%s}' % [m('yesterday_tool_decisions'), sel(accepted)]),
+  local decidedYesterday = 'sum(%s)' % promql.once('%s{%s}' % [m('yesterday_tool_decisions'), sel(tools)]),
 
   local adoption = [
     alert(
@@ -201,10 +200,10 @@ local promql = import '../lib/promql.libsonnet';
         )
         >= %(days)d
       ||| % {
-        info: '%s{%s}' % [m('member_info'), sel('role=~"%s"' % c.claudeCodeRoles)],
+        info: promql.once('%s{%s}' % [m('member_info'), sel('role=~"%s"' % c.claudeCodeRoles)]),
         memberInfo: m('member_info'),
         dayStart: dayStart,
-        lastActive: '%s{%s}' % [m('member_last_active_timestamp_seconds'), sel()],
+        lastActive: promql.once('%s{%s}' % [m('member_last_active_timestamp_seconds'), sel()]),
         storedDays: '%s{%s}' % [x('stored_days'), sel()],
         sel: sel(),
         days: c.inactiveDays,

@@ -110,10 +110,12 @@ def run(base_url: str, call: PrometheusCall) -> list[dict]:
 
 
 def wait_for_scrape(base_url: str, timeout: float = 300) -> None:
-    """Wait until Prometheus has scraped the live exporter's `today` view at least once."""
+    """Wait until Prometheus has scraped the live exporter's data at least once. It waits for
+    the member list, which every organization has at any hour: early in a UTC day there is no
+    `today` series yet, because the API is an hour late."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if instant(base_url, f'count(claude_code_analytics_today_sessions{{job="{JOB}"}})'):
+        if instant(base_url, f'count(claude_code_analytics_member_info{{job="{JOB}"}})'):
             return
         time.sleep(1)
     raise RuntimeError(f"Prometheus did not scrape the exporter within {timeout:.0f}s")

@@ -9,15 +9,21 @@
   //   stand at 23:59:00.
   dayWindow:: '23h54m',
 
+  // The series of `expr` counted once when the same organization's series arrive under several
+  // `instance` labels: two exporter replicas scraped for availability, or a backfill written with
+  // other labels than the scrape's. Each keeps the larger value, the view with more of the late data.
+  // Every query and rule reads the exporter's data series through it before it aggregates.
+  once(expr):: 'max without (instance) (%s)' % expr,
+
   // Day D's value of a per-period quantity, for a query whose steps fall on UTC midnights.
   // `metric` is the quantity without its period, e.g. 'claude_code_analytics_%s_cost_usd' with %s the period;
   // `selector` goes inside the braces; `agg` aggregates the per-member series (sum by ..., count, ...).
   daily(metric, selector='', agg='sum')::
     |||
       (
-        %(agg)s (last_over_time(%(yesterday)s{%(selector)s}[%(window)s] offset -47h59m))
+        %(agg)s (max without (instance) (last_over_time(%(yesterday)s{%(selector)s}[%(window)s] offset -47h59m)))
       or
-        %(agg)s (last_over_time(%(today)s{%(selector)s}[%(window)s] offset -23h59m))
+        %(agg)s (max without (instance) (last_over_time(%(today)s{%(selector)s}[%(window)s] offset -23h59m)))
       )
     ||| % {
       agg: agg,
@@ -72,7 +78,7 @@
   // `yesterday` gauge when that day has any, else from the `today` gauge, like daily() does for a sum.
   dailySeries(metric, selector='')::
     |||
-      (
+      max without (instance) (
         last_over_time(%(yesterday)s{%(selector)s}[%(window)s] offset -47h59m)
       or
         (
@@ -97,18 +103,20 @@
   // `day_of_month` falls only where a month ends, so the comparison holds only in its last minute.
   monthAt(metric, selector='')::
     |||
-      (
+      max without (instance) (
+        (
           last_over_time(%(last)s{%(selector)s}[1d] offset -1d)
         and on ()
           day_of_month(vector(time() + 60)) < day_of_month(vector(time()))
-      )
+        )
       or
         %(mtd)s{%(selector)s}
+      )
     ||| % { selector: selector, last: metric % 'last_month', mtd: metric % 'month_to_date' },
 
   // The last value of a gauge within day D (00:05 to 23:59 UTC, dayWindow), for a query whose steps fall on UTC
   // midnights: for gauges that describe "as of now" rather than one period (active members over the last
   // 7 days, first-active timestamps). `window` widens the look ahead for values that arrive late.
   endOfDay(metric, selector='', agg='', window=$.dayWindow, offset='23h59m')::
-    '%s (last_over_time(%s{%s}[%s] offset -%s))' % [agg, metric, selector, window, offset],
+    '%s (%s)' % [agg, $.once('last_over_time(%s{%s}[%s] offset -%s)' % [metric, selector, window, offset])],
 }

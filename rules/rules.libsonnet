@@ -24,6 +24,8 @@ local promql = import '../lib/promql.libsonnet';
     '(%s\nor\n0 * max(%s_day_start_timestamp_seconds{%s}))' % [sum, c.metricPrefix, c.exporterSelector],
   local mtd(name, extra='') =
     '%s_month_to_date_%s{%s}' % [c.metricPrefix, name, std.join(', ', [c.exporterSelector] + (if extra == '' then [] else [extra]))],
+  // The organization's month-to-date total of a quantity, each series counted once (promql.once()).
+  local total(name, extra='') = 'sum(%s)' % promql.once(mtd(name, extra)),
 
   prometheusRules+:: {
     groups+: [
@@ -32,7 +34,7 @@ local promql = import '../lib/promql.libsonnet';
         rules: [
           {
             record: '%s:month_to_date_cost_usd:sum' % c.metricPrefix,
-            expr: orZero('sum(%s)' % mtd('cost_usd')),
+            expr: orZero(total('cost_usd')),
           },
           {
             // Month-to-date spend extrapolated to the whole month at the pace so far. The API is about an
@@ -42,28 +44,28 @@ local promql = import '../lib/promql.libsonnet';
               %(cost)s
                 / clamp_min(day_of_month() - 1 + (time() %% 86400 - 3600) / 86400, 1 / 24)
                 * days_in_month()
-            ||| % { cost: orZero('sum(%s)' % mtd('cost_usd')) },
+            ||| % { cost: orZero(total('cost_usd')) },
           },
           {
             record: '%s:month_to_date_accept_rate:ratio' % c.metricPrefix,
             expr: promql.ratio(
-              'sum(%s)' % mtd('tool_decisions', 'tool=~"%s", decision="accepted"' % c.acceptRateTools),
-              'sum(%s)' % mtd('tool_decisions', 'tool=~"%s"' % c.acceptRateTools),
+              total('tool_decisions', 'tool=~"%s", decision="accepted"' % c.acceptRateTools),
+              total('tool_decisions', 'tool=~"%s"' % c.acceptRateTools),
             ),
           },
           {
             record: '%s:month_to_date_cost_per_session_usd:ratio' % c.metricPrefix,
-            expr: promql.ratio('sum(%s)' % mtd('cost_usd'), 'sum(%s)' % mtd('sessions')),
+            expr: promql.ratio(total('cost_usd'), total('sessions')),
           },
           {
             record: '%s:month_to_date_cost_per_line_usd:ratio' % c.metricPrefix,
-            expr: promql.ratio('sum(%s)' % mtd('cost_usd'), 'sum(%s)' % mtd('lines_added')),
+            expr: promql.ratio(total('cost_usd'), total('lines_added')),
           },
           {
             record: '%s:month_to_date_cache_read:ratio' % c.metricPrefix,
             expr: promql.ratio(
-              'sum(%s)' % mtd('model_tokens', 'token_type="cache_read"'),
-              'sum(%s)' % mtd('model_tokens', 'token_type=~"input|cache_read|cache_creation"'),
+              total('model_tokens', 'token_type="cache_read"'),
+              total('model_tokens', 'token_type=~"input|cache_read|cache_creation"'),
             ),
           },
         ],

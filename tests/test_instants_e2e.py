@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import product
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,7 @@ DASHBOARD = json.loads((ROOT / "dashboards" / "generated" / "analytics.json").re
 EVERY = timedelta(minutes=30)
 DAY = timedelta(days=1)
 CONSOLE_TOOLS = ("edit_tool", "write_tool", "notebook_edit_tool")
+JOB = "claude-code-analytics"  # the scrape's job, the backfill's default
 DATA_PREFIX = "claude_code_analytics_"
 OWN_PREFIX = "claude_code_analytics_exporter_"
 
@@ -54,8 +56,12 @@ def utc(*parts: int) -> datetime:
 class Story:
     start: datetime
     checks: tuple[datetime, ...]
-    # The stack started at `start`, after a backfill with the default --until run then.
+    # A backfill of that many days with the default --until and labels: run at `start`, into the
+    # exporter's store before it starts, or at the last check from a store of its own.
     backfill_days: int = 0
+    backfill_last: bool = False
+    # The `instance` labels the live samples arrive under: one per exporter replica scraped.
+    instances: tuple[str, ...] = ("exporter:9687",)
 
 
 STORIES = {
@@ -77,6 +83,20 @@ STORIES = {
     ),
     # A stack started ten minutes ago, in the first hour of a month, over a backfill.
     "fresh-stack": Story(utc(2027, 7, 1, 0, 20), (utc(2027, 7, 1, 0, 30),), backfill_days=10),
+    # Two replicas scraped for availability: every series arrives twice.
+    "two-replicas": Story(
+        utc(2027, 6, 29, 12),
+        (utc(2027, 7, 1, 0, 30), utc(2027, 7, 1, 2, 30)),
+        instances=("exporter-a:9687", "exporter-b:9687"),
+    ),
+    # The README's scrape target beside a backfill with its default labels, over the same days.
+    "backfill-beside-live": Story(
+        utc(2027, 6, 29, 12),
+        (utc(2027, 7, 1, 2, 30),),
+        backfill_days=10,
+        backfill_last=True,
+        instances=("exporter-host:9687",),
+    ),
 }
 CASES = [(name, moment) for name, story in STORIES.items() for moment in story.checks]
 
@@ -87,7 +107,6 @@ class Timeline:
 
     org: SimulatedOrganization
     story: Story
-    labels: tuple[tuple[str, str], ...]  # job and instance, as the backfill and the scrape set them
     backfilled: tuple[date, date] | None = None
     blocks: Path | None = None
     # name -> (type, help, {series: [(timestamp, sample line without it)]})
@@ -101,15 +120,15 @@ class Timeline:
             for f in text_string_to_metric_families(exposition.decode())
             if f.name.startswith(DATA_PREFIX) and not f.name.startswith(OWN_PREFIX)
         ]
-        suffix = "".join(f',{k}="{escape(v)}"' for k, v in self.labels)
         stamp = int(moment.timestamp())
         for family in with_member_aggregates(parsed, moment.date()):
             _, _, series = self.families.setdefault(
                 family.name, (family.type, family.documentation, defaultdict(list))
             )
-            for sample in family.samples:
-                labels = ",".join(f'{k}="{escape(v)}"' for k, v in sample.labels.items())
-                text = f"{sample.name}{{{(labels + suffix) if labels else suffix[1:]}}}"
+            for sample, instance in product(family.samples, self.story.instances):
+                labels = {**sample.labels, "job": JOB, "instance": instance}
+                text = ",".join(f'{k}="{escape(v)}"' for k, v in labels.items())
+                text = f"{sample.name}{{{text}}}"
                 series[text].append((stamp, f"{text} {number(sample.value)}"))
 
     def write(self, path: Path, until: datetime) -> None:
@@ -131,23 +150,26 @@ def instants(story: Story) -> list[datetime]:
     return sorted(moments)
 
 
+def backfill(timeline: Timeline, url: str, store: Path, moment: datetime) -> None:
+    """`python -m exporter backfill --since=...` as a user runs it at `moment`, default labels."""
+    timeline.blocks = store.parent / "blocks"
+    since = moment.date() - timedelta(days=timeline.story.backfill_days)
+    environ = {"ANTHROPIC_BASE_URL": url, "ANTHROPIC_ADMIN_API_KEY": TEST_KEY}
+    argv = [f"--since={since}", f"--output={timeline.blocks}", f"--storage.path={store}"]
+    options = parse_args(argv, environ, now=moment)
+    assert options.job == JOB
+    run(options, clock=frozen(moment))
+    timeline.backfilled = (since, options.until)
+
+
 def play(story: Story, folder: Path) -> Timeline:
     clock = Clock(story.start)
     org = SimulatedOrganization(seed=11, members=12, now=clock)
-    timeline = Timeline(
-        org, story, (("job", "claude-code-analytics"), ("instance", "exporter:9687"))
-    )
+    timeline = Timeline(org, story)
     store_path = folder / "store.db"
     with serve(org, api_key=TEST_KEY) as server:
-        if story.backfill_days:
-            timeline.blocks = folder / "blocks"
-            since = story.start.date() - timedelta(days=story.backfill_days)
-            environ = {"ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_ADMIN_API_KEY": TEST_KEY}
-            argv = [f"--since={since}", f"--output={timeline.blocks}"]
-            options = parse_args([*argv, f"--storage.path={store_path}"], environ, now=story.start)
-            run(options, clock=frozen(story.start))
-            timeline.backfilled = (since, options.until)
-            assert timeline.labels == (("job", options.job), ("instance", options.instance))
+        if story.backfill_days and not story.backfill_last:
+            backfill(timeline, server.url, store_path, story.start)
         client = AdminClient(server.url, TEST_KEY, sleep=lambda s: None, max_retries=1)
         store = Store(store_path)
         poller = Poller(
@@ -158,6 +180,9 @@ def play(story: Story, folder: Path) -> Timeline:
             assert poller.poll_once(), f"the poll at {moment} failed"
             timeline.keep(poller.exposition.plain, moment)
         store.close()
+        if story.backfill_last:
+            (folder / "backfill").mkdir()
+            backfill(timeline, server.url, folder / "backfill" / "store.db", clock.now)
     org.now = frozen(max(story.checks))
     return timeline
 
