@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
+from .cli import PROG as EXPORTER
+from .cli import Parser, UsageError, report
 from .client import AdminClient, ApiError
 from .config import ConfigError, admin_api_url, read_api_key
 from .grafana import EDIT, VIEW, GrafanaClient, GrafanaError, GrafanaUser, Grant, Team
@@ -32,6 +33,7 @@ from .identity import Ambiguity, Member, match
 from .origin import UnsafeUrl, parse_origin
 
 log = logging.getLogger(__name__)
+PROG = f"{EXPORTER} grafana-access"
 
 # Every value of the Admin API's OrganizationRole enum.
 KNOWN_ROLES = frozenset(
@@ -398,7 +400,7 @@ def run(args: argparse.Namespace, client: UserSource) -> int:
     try:
         sync = from_args(args, client)
     except AccessConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report(PROG, exc)
         return 2
     try:
         plan = sync.plan()
@@ -409,13 +411,13 @@ def run(args: argparse.Namespace, client: UserSource) -> int:
             sync.apply(plan)
             print("Applied.")
     except (AccessSyncError, GrafanaError, ApiError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report(PROG, exc)
         return 1
     if plan.ambiguous:
-        print(
+        report(
+            PROG,
             "warning: the accounts listed as ambiguous got no access; make each Grafana account's "
             "email that of exactly one Console member",
-            file=sys.stderr,
         )
         return EXIT_AMBIGUOUS
     return 0
@@ -423,8 +425,8 @@ def run(args: argparse.Namespace, client: UserSource) -> int:
 
 def main(argv: list[str]) -> int:
     """`grafana-access sync [--dry-run]`; the Admin API key comes from the environment."""
-    parser = argparse.ArgumentParser(
-        prog="claude-code-analytics-exporter grafana-access",
+    parser = Parser(
+        prog=PROG,
         description="Give exactly the members whom the Console lets see analytics access to the "
         "dashboards' folder in Grafana.",
     )
@@ -432,12 +434,12 @@ def main(argv: list[str]) -> int:
     add_arguments(
         commands.add_parser("sync", help="reconcile Grafana's teams and folder permissions")
     )
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         api_key = read_api_key(os.environ)
         base_url = admin_api_url(os.environ)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (UsageError, ConfigError) as exc:
+        report(PROG, exc)
         return 2
     return run(args, AdminClient(base_url, api_key))
 

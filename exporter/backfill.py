@@ -35,6 +35,8 @@ from prometheus_client.samples import Sample
 from tqdm import tqdm
 
 from .blocks import PRIVATE_UMASK, BlockFolder, BlockFolderError, private_file
+from .cli import PROG as EXPORTER
+from .cli import Parser, UsageError, report
 from .client import AdminClient, ApiError
 from .clock import DATA_DELAY, Clock, day_start, utc_now
 from .collector import PREFIX, MemberLabels, Settings, data_families
@@ -43,7 +45,7 @@ from .origin import Origin
 from .poller import DayFetch, fetch_day
 from .store import Actor, Store, StoreError
 
-PROG = "claude-code-analytics-exporter backfill"
+PROG = f"{EXPORTER} backfill"
 DEFAULT_JOB = "claude-code-analytics"
 DEFAULT_INSTANCE = "exporter:9687"
 SAMPLE_TIME = time(23, 59)
@@ -70,10 +72,6 @@ MEMBER_AGGREGATES = (
 AGGREGATED_PERIODS = ("today", "yesterday")
 
 
-class UsageError(Exception):
-    """Bad input, stated as one sentence; exit status 2."""
-
-
 class BackfillError(Exception):
     """The backfill could not finish (API, store or promtool); exit status 1."""
 
@@ -98,13 +96,8 @@ class Options:
 # --- Command line ---------------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog=PROG,
         description="Fetch the Claude Code usage history the Admin API holds into the store and "
         "write it as Prometheus TSDB blocks. Takes the exporter's flags too (serving flags are "
@@ -191,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = parse_args(argv)
     except UsageError as exc:
-        print(f"{PROG}: {exc}.", file=sys.stderr)
+        report(PROG, exc)
         return EXIT_USAGE
     logging.basicConfig(
         level=options.config.log_level,
@@ -202,19 +195,16 @@ def main(argv: list[str] | None = None) -> int:
         with StopOnSignal() as stop:
             blocks = run(options, stop)
     except (Interrupted, KeyboardInterrupt):
-        print(f"{PROG}: interrupted; run the same command again to resume.", file=sys.stderr)
+        report(PROG, "interrupted; run the same command again to resume")
         return EXIT_INTERRUPTED
     except (BackfillError, BlockFolderError, StoreError) as exc:
-        print(f"{PROG}: {exc}.", file=sys.stderr)
+        report(PROG, exc)
         return EXIT_FAILED
     except OSError as exc:
-        print(f"{PROG}: cannot write {exc.filename}: {exc.strerror}.", file=sys.stderr)
+        report(PROG, f"cannot write {exc.filename}: {exc.strerror}")
         return EXIT_FAILED
     replaced = f", replacing {blocks.replaced} of earlier runs" if blocks.replaced else ""
-    print(
-        f"{PROG}: wrote {len(blocks.written)} daily blocks to {options.output}{replaced}.",
-        file=sys.stderr,
-    )
+    report(PROG, f"wrote {len(blocks.written)} daily blocks to {options.output}{replaced}")
     return 0
 
 
@@ -354,7 +344,7 @@ def fetch_days(
     if options.fill_gaps:
         holes = gaps(store, options.until)
         if holes:
-            print(f"the store lacks {len(holes)} days: {describe_days(holes)}", file=sys.stderr)
+            report(PROG, f"the store lacks {len(holes)} days: {describe_days(holes)}")
         days = sorted(set(days) | set(holes))
     client = make_client()
     try:

@@ -22,11 +22,24 @@ PROG = "claude-code-analytics-exporter"
 log = logging.getLogger("exporter")
 
 
+class UsageError(Exception):
+    """Bad input on the command line, stated as one sentence; exit status 2."""
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one sentence with exit status 2, not a usage dump."""
+    """argparse that raises a bad flag as `UsageError`: one sentence, not a usage dump."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: {message} (see --help).\n")
+        raise UsageError(f"{message} (see --help)")
+
+
+def sentence(prog: str, problem: object) -> str:
+    """How every command speaks on stderr, in argparse's style: `prog: problem.`"""
+    return f"{prog}: {str(problem).rstrip('.')}."
+
+
+def report(prog: str, problem: object) -> None:
+    print(sentence(prog, problem), file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,12 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     _add_access_timer_arguments(parser)
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         config = load(args)
         access_interval = parse_duration(args.access_interval) if args.access_interval else None
-    except ConfigError as exc:
-        print(f"{PROG}: {exc}.", file=sys.stderr)
+    except (UsageError, ConfigError) as exc:
+        report(PROG, exc)
         return 2
     setup_logging(config.log_level)
     return serve(config, args if access_interval else None, access_interval or 0.0)
@@ -79,7 +92,7 @@ def serve(
     try:
         poller, close = build_poller(config)
     except StoreError as exc:
-        print(f"{PROG}: {exc}.", file=sys.stderr)
+        report(PROG, exc)
         return 1
     workers: list[Callable[[threading.Event], None]] = [
         lambda stop: poller.run(stop, config.poll_interval)
@@ -91,7 +104,7 @@ def serve(
             try:
                 sync = access.from_args(access_args, poller.client.clone())
             except access.AccessConfigError as exc:
-                print(f"{PROG}: {exc}.", file=sys.stderr)
+                report(PROG, exc)
                 return 2
             workers.append(lambda stop: sync.run_forever(access_interval, stop))
         return _run_server(config, poller, workers)
@@ -151,10 +164,7 @@ def _run_server(
             tls=web.tls if web else None,
         )
     except OSError as exc:
-        print(
-            f"{PROG}: cannot listen on {config.listen_host}:{config.listen_port}: {exc.strerror}.",
-            file=sys.stderr,
-        )
+        report(PROG, f"cannot listen on {config.listen_host}:{config.listen_port}: {exc.strerror}")
         return 1
     stop = threading.Event()
     threads = [threading.Thread(target=work, args=(stop,), daemon=True) for work in workers]

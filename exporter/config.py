@@ -257,7 +257,7 @@ def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Con
         refetch_days=_integer("poll.refetch-days", get("poll.refetch-days", 3), 1, 31),
         history_days=None if history is None else _integer("history.days", history, 1, 3660),
         base_url=parse_origin(DEFAULT_BASE_URL, "the default URL") if demo else admin_api_url(env),
-        api_key="" if demo else read_api_key(env),
+        api_key="" if demo else read_api_key(env, or_demo=True),
         api_timeout=parse_duration(str(get("api.timeout", "30s"))),
         api_max_retries=_integer("api.max-retries", get("api.max-retries", 5), 0, 20),
         member_label=member_label,
@@ -286,7 +286,8 @@ def admin_api_url(env: dict[str, str] | os._Environ) -> Origin:
         raise ConfigError(str(exc)) from None
 
 
-def read_api_key(env: dict[str, str] | os._Environ) -> str:
+def read_api_key(env: dict[str, str] | os._Environ, or_demo: bool = False) -> str:
+    """The Admin API key; `or_demo` when the command can run without one (`--demo`)."""
     key = env.get("ANTHROPIC_ADMIN_API_KEY", "").strip()
     path = env.get("ANTHROPIC_ADMIN_API_KEY_FILE", "").strip()
     if not key and path:
@@ -298,8 +299,8 @@ def read_api_key(env: dict[str, str] | os._Environ) -> str:
             ) from exc
     if not key:
         raise ConfigError(
-            "no Admin API key: set ANTHROPIC_ADMIN_API_KEY or ANTHROPIC_ADMIN_API_KEY_FILE,"
-            " or run with --demo"
+            "no Admin API key: set ANTHROPIC_ADMIN_API_KEY or ANTHROPIC_ADMIN_API_KEY_FILE"
+            + (", or run with --demo" if or_demo else "")
         )
     return key
 

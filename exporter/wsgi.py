@@ -20,18 +20,24 @@ import threading
 from flask import Flask
 
 from .app import create_app
-from .cli import PROG, Parser, build_poller, setup_logging
-from .config import add_arguments, load
+from .cli import PROG, Parser, UsageError, build_poller, sentence, setup_logging
+from .config import ConfigError, add_arguments, load
 
 
 def create(args: str | None = None) -> Flask:
     parser = Parser(prog=f"{PROG} (EXPORTER_ARGS)")
     add_arguments(parser)
-    config = load(parser.parse_args(shlex.split(args or os.environ.get("EXPORTER_ARGS", ""))))
+    try:
+        config = load(parser.parse_args(shlex.split(args or os.environ.get("EXPORTER_ARGS", ""))))
+    except (UsageError, ConfigError) as exc:
+        raise SystemExit(sentence(parser.prog, exc)) from None
     if config.web is not None and config.web.tls is not None:
         raise SystemExit(
-            f"{PROG}: tls_server_config needs the built-in server (python -m exporter); under"
-            " a WSGI server, give the certificate to that server instead."
+            sentence(
+                PROG,
+                "tls_server_config needs the built-in server (python -m exporter); under"
+                " a WSGI server, give the certificate to that server instead",
+            )
         )
     setup_logging(config.log_level)
     poller, close = build_poller(config)

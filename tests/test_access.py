@@ -28,6 +28,7 @@ from grafana_stub import GrafanaStub
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = "claude-code"
+PROG = "claude-code-analytics-exporter grafana-access"
 ALLOWED = {"pat", "olga", "adam", "bill", "dev"}
 DENIED = {"uma", "cc", "mia", "max", "zed"}
 EDITORS = {"pat", "olga", "adam"}
@@ -321,7 +322,7 @@ def test_a_malformed_role_mapping_is_one_clear_error(grafana, monkeypatch, capsy
 
     assert status == 2
     assert capsys.readouterr().err == (
-        "error: role mapping 'admin=owner' is not of the form role=view or role=edit\n"
+        f"{PROG}: role mapping 'admin=owner' is not of the form role=view or role=edit.\n"
     )
 
 
@@ -332,7 +333,7 @@ def test_a_missing_grafana_url_is_one_clear_error(monkeypatch, capsys):
 
     assert access.run(parser.parse_args([]), None) == 2
     assert capsys.readouterr().err == (
-        "error: set GRAFANA_URL or --grafana.url to the Grafana to reconcile\n"
+        f"{PROG}: set GRAFANA_URL or --grafana.url to the Grafana to reconcile.\n"
     )
 
 
@@ -355,7 +356,7 @@ def test_a_missing_folder_is_one_clear_error(org, grafana, monkeypatch, capsys):
 
     err = capsys.readouterr().err
     assert status == 1
-    assert err.startswith("error: Grafana has no folder with uid 'claude-code'")
+    assert err.startswith(f"{PROG}: Grafana has no folder with uid 'claude-code'")
     assert err.count("\n") == 1
 
 
@@ -369,8 +370,8 @@ def test_a_rejected_token_is_one_clear_error_that_does_not_show_the_token(
 
     captured = capsys.readouterr()
     assert status == 1
-    assert (
-        captured.err == "error: Grafana answered GET /api/org/users with HTTP 401: Unauthorized\n"
+    assert captured.err == (
+        f"{PROG}: Grafana answered GET /api/org/users with HTTP 401: Unauthorized.\n"
     )
     assert wrong not in captured.out + captured.err
     assert TEST_KEY not in captured.out + captured.err
@@ -541,7 +542,9 @@ def test_the_command_gives_ambiguous_accounts_nothing_and_names_them(simulated, 
     assert "2 Grafana accounts have confusable emails" in done.stdout
     assert "equal only after Unicode normalization" in done.stdout
     assert done.returncode == access.EXIT_AMBIGUOUS, done.stderr
-    assert done.stderr.splitlines()[-1].startswith("warning: the accounts listed as ambiguous")
+    assert done.stderr.splitlines()[-1].startswith(
+        f"{PROG}: warning: the accounts listed as ambiguous"
+    )
     assert TEST_KEY not in done.stdout + done.stderr
 
 

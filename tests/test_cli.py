@@ -11,6 +11,8 @@ import pytest
 from conftest import TEST_KEY
 from exporter.config import ConfigError, add_arguments, load, parse_duration
 
+PROG = "claude-code-analytics-exporter"
+
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -110,3 +112,37 @@ def test_an_unwritable_store_is_one_sentence_and_exit_1(tmp_path):
     result = run("--demo", f"--storage.path={blocker}/sub/store.db")
     assert result.returncode == 1
     assert "cannot open the store" in result.stderr.strip().splitlines()[-1]
+
+
+def test_grafana_access_without_a_key_does_not_offer_the_demo_it_refuses():
+    result = run("grafana-access", "sync")
+    assert_one_sentence(result)
+    assert result.stderr == (
+        f"{PROG} grafana-access: no Admin API key: set ANTHROPIC_ADMIN_API_KEY"
+        " or ANTHROPIC_ADMIN_API_KEY_FILE.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "prog"),
+    [
+        ([], PROG),
+        (["backfill", "--since=2026-01-01", "--output=blocks"], f"{PROG} backfill"),
+        (["grafana-access", "sync"], f"{PROG} grafana-access"),
+    ],
+    ids=["serve", "backfill", "grafana-access"],
+)
+@pytest.mark.parametrize(
+    ("extra", "env"),
+    [
+        (["--bogus"], {"ANTHROPIC_ADMIN_API_KEY": TEST_KEY}),
+        ([], {}),
+        ([], {"ANTHROPIC_ADMIN_API_KEY": TEST_KEY, "ANTHROPIC_BASE_URL": "http://example.com"}),
+    ],
+    ids=["unknown-flag", "no-key", "unsafe-url"],
+)
+def test_every_command_reports_a_problem_as_its_name_and_one_sentence(command, prog, extra, env):
+    result = run(*command, *extra, env=env)
+    assert_one_sentence(result)
+    assert result.stderr.startswith(f"{prog}: ") and result.stderr.endswith(".\n"), result.stderr
+    assert not result.stderr.startswith(f"{prog}: error"), result.stderr

@@ -176,7 +176,9 @@ def test_grafana_access_refuses_an_admin_api_url_the_key_must_not_go_to(elsewher
             "GRAFANA_TOKEN": GRAFANA_TOKEN,
         }
         result = run("grafana-access", "sync", "--dry-run", env=env)
-    assert_refused_at_start(result, "error: ANTHROPIC_BASE_URL", "contains a backslash")
+    assert_refused_at_start(
+        result, f"{PROG} grafana-access: ANTHROPIC_BASE_URL", "contains a backslash"
+    )
     assert elsewhere.requests == []
 
 
@@ -199,7 +201,7 @@ def test_grafana_access_refuses_a_grafana_url_the_token_must_not_go_to(
         "GRAFANA_TOKEN": GRAFANA_TOKEN,
     }
     result = run("grafana-access", "sync", "--dry-run", env=env)
-    assert_refused_at_start(result, "error: GRAFANA_URL", words)
+    assert_refused_at_start(result, f"{PROG} grafana-access: GRAFANA_URL", words)
     assert "hunter2" not in result.stderr
     assert elsewhere.requests == []
 
@@ -349,8 +351,8 @@ def test_grafana_access_stops_when_grafana_redirects_elsewhere(fake_api, elsewhe
         result = run("grafana-access", "sync", env=env)
     assert result.returncode == 1
     assert result.stderr == (
-        f"error: Grafana GET /api/org/users: HTTP 302 redirect to {elsewhere.url} refused:"
-        f" it is another origin than {grafana.url}\n"
+        f"{PROG} grafana-access: Grafana GET /api/org/users: HTTP 302 redirect to"
+        f" {elsewhere.url} refused: it is another origin than {grafana.url}.\n"
     )
     assert elsewhere.requests == []
 
