@@ -297,6 +297,8 @@ def read_api_key(env: dict[str, str] | os._Environ, or_demo: bool = False) -> st
             raise ConfigError(
                 f"cannot read ANTHROPIC_ADMIN_API_KEY_FILE {path!r}: {exc.strerror}"
             ) from exc
+        if not key:
+            raise ConfigError(f"ANTHROPIC_ADMIN_API_KEY_FILE {path!r} is empty")
     if not key:
         raise ConfigError(
             "no Admin API key: set ANTHROPIC_ADMIN_API_KEY or ANTHROPIC_ADMIN_API_KEY_FILE"

@@ -114,6 +114,15 @@ def test_an_unwritable_store_is_one_sentence_and_exit_1(tmp_path):
     assert "cannot open the store" in result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize("content", ["", "\n", "  \n\t\n"])
+def test_an_empty_key_file_is_reported_as_empty(tmp_path, content):
+    path = tmp_path / "key"
+    path.write_text(content)
+    result = run(env={"ANTHROPIC_ADMIN_API_KEY_FILE": str(path)})
+    assert_one_sentence(result)
+    assert result.stderr == f"{PROG}: ANTHROPIC_ADMIN_API_KEY_FILE {str(path)!r} is empty.\n"
+
+
 def test_grafana_access_without_a_key_does_not_offer_the_demo_it_refuses():
     result = run("grafana-access", "sync")
     assert_one_sentence(result)
