@@ -57,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         config = load(args)
-        access_interval = parse_duration(args.access_interval) if args.access_interval else None
+        access_interval = (
+            parse_duration(args.access_interval, "--grafana-access.interval")
+            if args.access_interval
+            else None
+        )
     except (UsageError, ConfigError) as exc:
         report(PROG, exc)
         return 2

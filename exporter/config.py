@@ -24,7 +24,10 @@ DEFAULT_PORT = 9687  # 9464 is Claude Code's own Prometheus endpoint
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_STORAGE = "data/claude-code-analytics.db"
 DEFAULT_DEMO_STORAGE = "data/demo.db"
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_DURATION = re.compile(
+    "".join(rf"(?:([0-9]+){unit})?" for unit in ("y", "w", "d", "h", "m", "s", "ms"))
+)
+_DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)  # seconds, as Prometheus
 
 
 class ConfigError(Exception):
@@ -68,13 +71,18 @@ class Config:
         return f"Config(base_url={url!r}, storage_path={path!r}, ...)"
 
 
-def parse_duration(text: str) -> float:
-    """Prometheus-style durations: 30s, 5m, 1h30m, 1d, 500ms."""
-    match = _DURATION.match(str(text).strip())
-    if not text or not match or not any(match.groups()):
-        raise ConfigError(f"{text!r} is not a duration like 30s, 5m or 1h")
-    d, h, m, s, ms = (int(g or 0) for g in match.groups())
-    return ((d * 24 + h) * 60 + m) * 60 + s + ms / 1000
+def parse_duration(text: object, setting: str) -> float:
+    """Seconds of a Prometheus duration (`0`, `500ms`, `30s`, `1h30m`, `1w`, `1y`); `setting` names
+    where the text came from in the error."""
+    text = str(text).strip()
+    match = _DURATION.fullmatch(text)
+    if text == "0":
+        return 0.0
+    if not match or not any(match.groups()):
+        raise ConfigError(
+            f"{setting} must be a duration like 500ms, 30s, 5m or 1h30m, not {text!r}"
+        )
+    return sum(int(n or 0) * unit for n, unit in zip(match.groups(), _DURATION_UNITS, strict=True))
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
@@ -224,58 +232,85 @@ FILE_KEYS = {
 
 def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
     env = os.environ if environ is None else environ
-    values = _file_values(args.config_file) if args.config_file else {}
-    values.update({k: v for k, v in vars(args).items() if k in FILE_KEYS and v is not None})
-
-    def get(key: str, default: object) -> object:
-        return values.get(key, default)
-
-    demo = _boolean("demo", get("demo", False))
-    host, port = parse_listen_address(str(get("web.listen-address", f":{DEFAULT_PORT}")))
-    poll_interval = parse_duration(str(get("poll.interval", "5m")))
-    if poll_interval < 10:
-        raise ConfigError("--poll.interval must be at least 10s, to stay within the API's pace")
-    member_label = str(get("metrics.member-label", "keep"))
-    if member_label not in ("keep", "pseudonymize", "drop"):
-        raise ConfigError(
-            f"--metrics.member-label must be keep, pseudonymize or drop, not {member_label!r}"
-        )
-    history = get("history.days", None)
-    level = str(get("log.level", "info")).upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(
-            f"--log.level must be debug, info, warning or error, not {level.lower()!r}"
-        )
+    s = _Settings(args)
+    demo = s.boolean("demo", False)
+    host, port = parse_listen_address(str(s.get("web.listen-address", f":{DEFAULT_PORT}")))
+    history = s.get("history.days", None)
     return Config(
         listen_host=host,
         listen_port=port,
         storage_path=Path(
-            str(get("storage.path", DEFAULT_DEMO_STORAGE if demo else DEFAULT_STORAGE))
+            str(s.get("storage.path", DEFAULT_DEMO_STORAGE if demo else DEFAULT_STORAGE))
         ),
-        poll_interval=poll_interval,
-        poll_timeout=parse_duration(str(get("poll.timeout", "10m"))),
-        refetch_days=_integer("poll.refetch-days", get("poll.refetch-days", 3), 1, 31),
-        history_days=None if history is None else _integer("history.days", history, 1, 3660),
+        poll_interval=s.duration("poll.interval", "5m", at_least="10s"),
+        poll_timeout=s.duration("poll.timeout", "10m"),
+        refetch_days=s.integer("poll.refetch-days", 3, 1, 31),
+        history_days=None if history is None else s.integer("history.days", history, 1, 3660),
         base_url=parse_origin(DEFAULT_BASE_URL, "the default URL") if demo else admin_api_url(env),
         api_key="" if demo else read_api_key(env, or_demo=True),
-        api_timeout=parse_duration(str(get("api.timeout", "30s"))),
-        api_max_retries=_integer("api.max-retries", get("api.max-retries", 5), 0, 20),
-        member_label=member_label,
-        member_models=_boolean("metrics.member-models", get("metrics.member-models", False)),
+        api_timeout=s.duration("api.timeout", "30s"),
+        api_max_retries=s.integer("api.max-retries", 5, 0, 20),
+        member_label=s.choice("metrics.member-label", "keep", ("keep", "pseudonymize", "drop")),
+        member_models=s.boolean("metrics.member-models", False),
         demo=demo,
-        demo_members=_integer("demo.members", get("demo.members", 50), 1, 100_000),
-        demo_seed=_integer("demo.seed", get("demo.seed", 1), 0, 2**31),
-        log_level=level,
-        web=_web_config(get("web.config.file", None)),
+        demo_members=s.integer("demo.members", 50, 1, 100_000),
+        demo_seed=s.integer("demo.seed", 1, 0, 2**31),
+        log_level=s.choice("log.level", "info", ("debug", "info", "warning", "error")).upper(),
+        web=_web_config(s.get("web.config.file", None)),
         limits=ServerLimits(
-            max_connections=_integer(
-                "web.max-connections", get("web.max-connections", 512), 1, 65536
-            ),
-            read_timeout=_timeout("web.read-timeout", get("web.read-timeout", "10s")),
-            idle_timeout=_timeout("web.idle-timeout", get("web.idle-timeout", "60s")),
-            write_timeout=_timeout("web.write-timeout", get("web.write-timeout", "60s")),
+            max_connections=s.integer("web.max-connections", 512, 1, 65536),
+            read_timeout=s.duration("web.read-timeout", "10s", at_least="100ms"),
+            idle_timeout=s.duration("web.idle-timeout", "60s", at_least="100ms"),
+            write_timeout=s.duration("web.write-timeout", "60s", at_least="100ms"),
         ),
     )
+
+
+class _Settings:
+    """The settings from flags and the YAML file, each read as its type; an error names the
+    setting as the user gave it: `--poll.interval`, or `config.yml: poll.interval`."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.path: str | None = args.config_file
+        self.file = _file_values(self.path) if self.path else {}
+        self.flags = {k: v for k, v in vars(args).items() if k in FILE_KEYS and v is not None}
+
+    def get(self, key: str, default: object) -> object:
+        return self.flags.get(key, self.file.get(key, default))
+
+    def name(self, key: str) -> str:
+        from_file = key in self.file and key not in self.flags
+        return f"{self.path}: {key}" if from_file else f"--{key}"
+
+    def duration(self, key: str, default: str, at_least: str = "0") -> float:
+        value = self.get(key, default)
+        seconds = parse_duration(value, self.name(key))
+        if seconds < parse_duration(at_least, "the least duration"):
+            raise ConfigError(f"{self.name(key)} must be at least {at_least}, not {value!r}")
+        return seconds
+
+    def integer(self, key: str, default: object, low: int, high: int) -> int:
+        value = self.get(key, default)
+        try:
+            number = int(str(value))
+        except ValueError:
+            raise ConfigError(f"{self.name(key)} must be a whole number, not {value!r}") from None
+        if not low <= number <= high:
+            raise ConfigError(f"{self.name(key)} must be between {low} and {high}, not {number}")
+        return number
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.get(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.name(key)} must be true or false, not {value!r}")
+        return value
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = str(self.get(key, default)).lower()
+        if value not in choices:
+            listed = f"{', '.join(choices[:-1])} or {choices[-1]}"
+            raise ConfigError(f"{self.name(key)} must be {listed}, not {value!r}")
+        return value
 
 
 def admin_api_url(env: dict[str, str] | os._Environ) -> Origin:
@@ -315,13 +350,6 @@ def _web_config(path: object) -> WebConfig | None:
     return load_web_config(str(path))
 
 
-def _timeout(name: str, value: object) -> float:
-    seconds = parse_duration(str(value))
-    if seconds < 0.1:
-        raise ConfigError(f"--{name} must be at least 100ms, not {value!r}")
-    return seconds
-
-
 def yaml_mapping(path: str, flag: str) -> dict:
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
@@ -340,19 +368,3 @@ def _file_values(path: str) -> dict[str, object]:
     if unknown:
         raise ConfigError(f"--config.file {path!r} has unknown setting(s): {', '.join(unknown)}")
     return {str(k): v for k, v in data.items()}
-
-
-def _integer(name: str, value: object, low: int, high: int) -> int:
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise ConfigError(f"--{name} must be a whole number, not {value!r}") from None
-    if not low <= number <= high:
-        raise ConfigError(f"--{name} must be between {low} and {high}, not {number}")
-    return number
-
-
-def _boolean(name: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise ConfigError(f"{name} must be true or false, not {value!r}")

@@ -205,7 +205,7 @@ def _headers(http: dict) -> dict[str, str]:
 
 def _rate_limit(data: dict) -> RateLimit:
     _refuse_unknown(data, RATE_KEYS, "rate_limit")
-    interval = parse_duration(str(data.get("interval", "")))
+    interval = parse_duration(data.get("interval", ""), f"{FLAG}: rate_limit interval")
     burst = data.get("burst", 0)
     if interval <= 0 or not isinstance(burst, int) or burst < 1:
         raise ConfigError(f"{FLAG}: rate_limit needs an interval over 0 and a burst of at least 1")

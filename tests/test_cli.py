@@ -100,10 +100,43 @@ def test_defaults_keep_off_claude_codes_own_port_and_use_a_demo_store():
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("30s", 30), ("5m", 300), ("1h30m", 5400), ("1d", 86400)]
+    ("text", "seconds"),
+    [
+        ("0", 0),
+        ("500ms", 0.5),
+        ("30s", 30),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("1d", 86400),
+        ("1w", 7 * 86400),
+        ("1y", 365 * 86400),
+        ("1d12h30m15s250ms", 131415.25),
+    ],
 )
 def test_durations_read_like_prometheus(text, seconds):
-    assert parse_duration(text) == seconds
+    assert parse_duration(text, "--poll.interval") == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5", "1.5h", "m", "5m1h", "-1s", "1 h"])
+def test_a_duration_prometheus_would_refuse_is_refused(text):
+    with pytest.raises(ConfigError, match="--poll.interval must be a duration"):
+        parse_duration(text, "--poll.interval")
+
+
+def test_every_duration_form_starts_the_exporter(tmp_path):
+    config = tmp_path / "config.yml"
+    config.write_text("poll.timeout: 1w\napi.timeout: 500ms\n")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run(
+        "--demo",
+        f"--config.file={config}",
+        "--poll.interval=1h30m",
+        "--web.idle-timeout=1y",
+        f"--storage.path={blocker}/sub/store.db",
+    )
+    assert result.returncode == 1, result.stderr
+    assert "cannot open the store" in result.stderr
 
 
 def test_an_unwritable_store_is_one_sentence_and_exit_1(tmp_path):
@@ -112,6 +145,23 @@ def test_an_unwritable_store_is_one_sentence_and_exit_1(tmp_path):
     result = run("--demo", f"--storage.path={blocker}/sub/store.db")
     assert result.returncode == 1
     assert "cannot open the store" in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_bad_duration_in_the_config_file_names_the_file_and_the_setting(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text("poll.interval: soon\n")
+    result = run("--demo", f"--config.file={path}")
+    assert_one_sentence(result)
+    assert result.stderr == (
+        f"{PROG}: {path}: poll.interval must be a duration like 500ms, 30s, 5m or 1h30m,"
+        " not 'soon'.\n"
+    )
+
+
+def test_a_bad_duration_on_the_command_line_names_the_flag():
+    result = run("--demo", "--poll.timeout=1h30")
+    assert_one_sentence(result)
+    assert result.stderr.startswith(f"{PROG}: --poll.timeout must be a duration like")
 
 
 @pytest.mark.parametrize("content", ["", "\n", "  \n\t\n"])
