@@ -355,6 +355,10 @@ def yaml_mapping(path: str, flag: str) -> dict:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as exc:
         raise ConfigError(f"cannot read {flag} {path!r}: {exc.strerror}") from exc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        raise ConfigError(f"{where}: {flag} is not valid YAML: {exc.problem}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{flag} {path!r} is not valid YAML") from exc
     if not isinstance(data, dict):

@@ -164,6 +164,14 @@ def test_a_bad_duration_on_the_command_line_names_the_flag():
     assert result.stderr.startswith(f"{PROG}: --poll.timeout must be a duration like")
 
 
+def test_invalid_yaml_in_the_config_file_gives_its_line_and_column(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text("poll.interval: 5m\nlog.level: [info\n")
+    result = run("--demo", f"--config.file={path}")
+    assert_one_sentence(result)
+    assert result.stderr.startswith(f"{PROG}: {path}:3:1: --config.file is not valid YAML: ")
+
+
 @pytest.mark.parametrize("content", ["", "\n", "  \n\t\n"])
 def test_an_empty_key_file_is_reported_as_empty(tmp_path, content):
     path = tmp_path / "key"
