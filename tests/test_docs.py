@@ -4,6 +4,8 @@ through links to its sections."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,26 @@ def test_every_relative_link_leads_to_a_file_and_its_heading(page):
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_docs_point_at_the_readme_only_by_links_to_its_sections(page):
     assert "README" not in LINK.sub("", prose(page))
+
+
+@pytest.mark.parametrize(
+    ("command", "pages"),
+    [
+        ([], ["README.md", "docs/access.md"]),
+        (["backfill"], ["docs/backfill.md", "README.md"]),
+        (["grafana-access", "sync"], ["docs/access.md"]),
+    ],
+    ids=["exporter", "backfill", "grafana-access"],
+)
+def test_every_flag_in_help_is_in_a_table_of_the_docs(command, pages):
+    shown = subprocess.run(
+        [sys.executable, "-m", "exporter", *command, "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    ).stdout
+    lines = [line for page in pages for line in markdown(ROOT / page).splitlines()]
+    rows = "\n".join(line for line in lines if line.startswith("|"))
+    flags = set(re.findall(r"(?<![\w-])--[a-z][a-z.-]*[a-z]", shown)) - {"--help"}
+    assert {flag for flag in flags if not re.search(f"`{re.escape(flag)}[` =]", rows)} == set()
