@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -28,6 +30,24 @@ def test_an_override_file_renders_into_its_own_folder(tmp_path):
         if rule.get("alert") == "ClaudeCodeMonthToDateSpendHigh"
     ]
     assert sorted(expr.rsplit(" > ", 1)[1] for expr in budget) == ["20000", "25000"]  # 80%, 100%
+
+
+def test_without_jsonnet_generate_says_in_one_sentence_what_to_install(tmp_path):
+    for module in ("_jsonnet", "_gojsonnet"):  # as after the README's `pip install .`
+        (tmp_path / f"{module}.py").write_text(f"raise ModuleNotFoundError(name={module!r})\n")
+    result = subprocess.run(
+        [sys.executable, "tools/generate.py", "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "generate.py: rendering the mixin needs the jsonnet package: run pip install '.[mixin]'"
+        " in this checkout (or pip install jsonnet).\n"
+    )
 
 
 DOCS = ["README.md", "docs/dashboards.md", "docs/alerts.md"]

@@ -24,12 +24,22 @@ RULES_DIR = ROOT / "alerts" / "generated"
 ROOTS = "{ [k]: m[k] for k in ['grafanaDashboards', 'prometheusAlerts', 'prometheusRules'] }"
 
 
+class NoJsonnet(Exception):
+    """Neither Jsonnet evaluator is installed."""
+
+
 def evaluate(path: Path = ROOT / "mixin.libsonnet", ext_code: str | None = None) -> dict:
     """Evaluate a Jsonnet file with the repository root on the import path."""
     try:
         import _gojsonnet as jsonnet
     except ImportError:
-        import _jsonnet as jsonnet
+        try:
+            import _jsonnet as jsonnet
+        except ImportError:
+            raise NoJsonnet(
+                "rendering the mixin needs the jsonnet package: run pip install '.[mixin]' in this"
+                " checkout (or pip install jsonnet)"
+            ) from None
     snippet = f"local m = import '{path.as_posix()}';\n" + (ext_code or ROOTS)
     return json.loads(jsonnet.evaluate_snippet("generate", snippet, jpathdir=[str(ROOT)]))
 
@@ -79,15 +89,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixin", type=Path, help="render this Jsonnet file instead of the mixin")
     parser.add_argument("--out", type=Path, help="with --mixin: the folder to write into")
     args = parser.parse_args(argv)
+    if args.mixin and (not args.out or args.check):
+        parser.error("--mixin needs --out (and no --check)")
+    try:
+        mixin = evaluate(args.mixin.resolve()) if args.mixin else evaluate()
+    except NoJsonnet as exc:
+        parser.exit(2, f"{parser.prog}: {exc}.\n")
     if args.mixin:
-        if not args.out or args.check:
-            parser.error("--mixin needs --out (and no --check)")
         folders = (args.out / "dashboards", args.out / "rules")
-        files = render(evaluate(args.mixin.resolve()), *folders)
+        files = render(mixin, *folders)
         write(files, *folders)
         print(f"wrote {len(files)} files into {args.out}")
         return 0
-    files = render(evaluate())
+    files = render(mixin)
     if args.check:
         out = stale(files)
         for path in out:
