@@ -6,7 +6,9 @@
     // Every alert's name starts with this prefix.
     alertNamePrefix: 'ClaudeCode',
     // Where alerts/runbook.md is published; each alert links to its own section (`#<alertname>`).
-    runbookURLBase: 'https://github.com/claude-code-analytics/claude-code-analytics/blob/main/alerts/runbook.md',
+    // By default the file's path in this bundle, which every reader's checkout has: set the URL
+    // where you publish it to make the link one that opens (README, "Alerts").
+    runbookURLBase: 'alerts/runbook.md',
     // Grafana's external URL, for the dashboard link of every alert.
     grafanaURL: 'http://localhost:3000',
     // The dashboard (uid without its prefix) each category's alerts link to; per-member alerts use 'member'.

@@ -90,6 +90,11 @@ def test_runbook_has_a_section_for_every_alert() -> None:
     assert linked - anchors == set()
 
 
+def test_runbook_links_lead_by_default_to_the_runbook_in_this_checkout() -> None:
+    paths = {rule["annotations"]["runbook_url"].partition("#")[0] for rule in alert_rules()}
+    assert paths == {RUNBOOK.relative_to(ROOT).as_posix()}
+
+
 def test_dashboard_links_point_at_generated_dashboards() -> None:
     uids = {
         json.loads(path.read_text())["uid"]

@@ -32,6 +32,15 @@ def test_an_override_file_renders_into_its_own_folder(tmp_path):
     assert sorted(expr.rsplit(" > ", 1)[1] for expr in budget) == ["20000", "25000"]  # 80%, 100%
 
 
+def test_an_override_of_the_runbook_url_reaches_every_alert(tmp_path):
+    mine = tmp_path / "my-mixin.libsonnet"
+    mine.write_text("(import 'mixin.libsonnet') + { _config+:: { runbookURLBase: 'https://rb' } }")
+    assert main(["--mixin", str(mine), "--out", str(tmp_path / "build")]) == 0
+    alerts = yaml.safe_load((tmp_path / "build" / "rules" / "alerts.yaml").read_text())
+    links = {r["annotations"]["runbook_url"] for g in alerts["groups"] for r in g["rules"]}
+    assert links and all(re.fullmatch(r"https://rb#claudecode[a-z]+", link) for link in links)
+
+
 def test_without_jsonnet_generate_says_in_one_sentence_what_to_install(tmp_path):
     for module in ("_jsonnet", "_gojsonnet"):  # as after the README's `pip install .`
         (tmp_path / f"{module}.py").write_text(f"raise ModuleNotFoundError(name={module!r})\n")
