@@ -85,10 +85,12 @@ def parse_duration(text: object, setting: str) -> float:
     return sum(int(n or 0) * unit for n, unit in zip(match.groups(), _DURATION_UNITS, strict=True))
 
 
-def parse_listen_address(text: str) -> tuple[str, int]:
+def parse_listen_address(text: object, setting: str) -> tuple[str, int]:
     host, sep, port = str(text).rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"listen address {text!r} is not host:port (for example :{DEFAULT_PORT})")
+        raise ConfigError(
+            f"{setting} must be host:port (for example :{DEFAULT_PORT}), not {text!r}"
+        )
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
@@ -234,7 +236,8 @@ def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Con
     env = os.environ if environ is None else environ
     s = _Settings(args)
     demo = s.boolean("demo", False)
-    host, port = parse_listen_address(str(s.get("web.listen-address", f":{DEFAULT_PORT}")))
+    listen = "web.listen-address"
+    host, port = parse_listen_address(s.get(listen, f":{DEFAULT_PORT}"), s.name(listen))
     history = s.get("history.days", None)
     return Config(
         listen_host=host,
