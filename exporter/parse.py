@@ -21,6 +21,8 @@ MICROCENTS_PER_CENT = 1_000_000
 # computes within 64-bit integers: a month of thousands of actors at the bound still fits.
 MAX_COUNT = 10**12
 MAX_COST_CENTS = 10**8
+# The organization's id is a UUID (36 characters); a far longer value is not an id.
+MAX_ORGANIZATION_ID = 100
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
@@ -89,6 +91,7 @@ class UsagePage:
     rejected: list[tuple[RecordError, dict]]
     has_more: bool
     next_page: str | None
+    organization_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,17 @@ def parse_usage_page(payload: object, day: date) -> UsagePage:
                 rejected.append((exc, raw if isinstance(raw, dict) else {}))
                 continue
         records.append(record)
-    return UsagePage(records, rejected, has_more, next_page)
+    return UsagePage(records, rejected, has_more, next_page, _organization_id(payload["data"]))
+
+
+def _organization_id(data: list) -> str | None:
+    """The `organization_id` of the page's first record that has one: every record of a key's
+    report belongs to the key's organization."""
+    for raw in data:
+        value = raw.get("organization_id") if type(raw) is dict else None
+        if type(value) is str and 0 < len(value) <= MAX_ORGANIZATION_ID:
+            return value
+    return None
 
 
 def _plain_record(raw: object, day: date, dates: tuple[str, str]) -> UsageRecord | None:

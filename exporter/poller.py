@@ -35,6 +35,7 @@ from .store import Store, StoreError
 log = logging.getLogger(__name__)
 
 LAST_SUCCESS_KEY = "last_success"
+ORGANIZATION_KEY = "organization_id"
 GZIP_LEVEL = 6
 # Successful requests republish the exporter's series at most this often (seconds); failures and
 # the poll's start and end republish at once.
@@ -58,6 +59,7 @@ class Exposition:
 class DayFetch:
     records: list[UsageRecord]
     rejected: dict[str, int]
+    organization_id: str | None = None
 
 
 class Poller:
@@ -81,6 +83,8 @@ class Poller:
         self.poll_timeout = poll_timeout
         self.stats = ExporterStats(counters=store.counters(), last_success=_last_success(store))
         self.members = MemberLabels(settings.member_label, store.secret())
+        # The organization the usage records name, kept across restarts; None until one arrives.
+        self.organization_id = store.meta(ORGANIZATION_KEY)
         self.ready = threading.Event()
         self.exposition = Exposition(b"", b"")
         self._data = Exposition(b"", b"")
@@ -182,6 +186,8 @@ class Poller:
             self.store.save_counters(self.stats.counters)
             if self.stats.last_success is not None:
                 self.store.set_meta(LAST_SUCCESS_KEY, repr(self.stats.last_success))
+            if self.organization_id is not None:
+                self.store.set_meta(ORGANIZATION_KEY, self.organization_id)
         except StoreError as exc:
             self._store_failed("counters not saved", exc)
 
@@ -229,6 +235,7 @@ class Poller:
             except StoreError as exc:
                 self._store_failed(f"{day} not stored", exc)
                 return False
+            self.organization_id = fetched.organization_id or self.organization_id
             self.stats.inc("records_ingested", len(fetched.records))
             for reason, count in fetched.rejected.items():
                 self.stats.inc("records_rejected", count, reason=reason)
@@ -297,11 +304,13 @@ def fetch_day(client: AdminClient, day: date) -> DayFetch:
     is a record that would take its actor's day past what is plausible (parse.implausible())."""
     records: list[UsageRecord] = []
     rejected: dict[str, int] = {}
+    organization_id: str | None = None
     actor_days: dict[tuple[str, str], tuple[int, ...]] = {}
     # Records are compared whole only when actor and terminal match: that is rare, and comparing
     # every record's full text would cost as much as parsing it.
     seen: dict[tuple[str, str, str], list[UsageRecord]] = {}
     for page in client.usage_pages(day):
+        organization_id = organization_id or page.organization_id
         for error, raw in page.rejected:
             rejected[error.reason] = rejected.get(error.reason, 0) + 1
             log.warning("skipped a record of %s for %s: %s", _who(raw), day, error)
@@ -326,7 +335,7 @@ def fetch_day(client: AdminClient, day: date) -> DayFetch:
             actor_days[actor] = totals
             same_actor.append(record)
             records.append(record)
-    return DayFetch(records, rejected)
+    return DayFetch(records, rejected, organization_id)
 
 
 def _who(raw: dict) -> str:

@@ -36,6 +36,22 @@ def test_documented_example_page_parses_both_actor_shapes():
     assert page.next_page == "page_MjAyNi0wMS0xNVQwMDowMDowMFo="
 
 
+@pytest.mark.parametrize(
+    ("organization_ids", "expected"),
+    [
+        (["dc9f6c26-b22c-4831-8d01-0446bada88f1"], "dc9f6c26-b22c-4831-8d01-0446bada88f1"),
+        ([None, "org-of-the-second-record"], "org-of-the-second-record"),
+        (["x" * 101], None),  # far longer than a UUID: not an id
+        ([42], None),
+        ([], None),
+    ],
+)
+def test_a_page_names_the_organization_of_its_first_record_that_has_one(organization_ids, expected):
+    records = [example_record(organization_id=o) for o in organization_ids]
+    payload = {"data": records, "has_more": False, "next_page": None}
+    assert parse_usage_page(payload, DAY).organization_id == expected
+
+
 def test_core_metrics_tools_and_models_are_read_field_by_field():
     record = parse_usage_record(example_record(), DAY)
     assert (record.sessions, record.lines_added, record.lines_removed) == (4, 812, 133)

@@ -152,6 +152,15 @@ def test_a_restart_fetches_no_settled_day_and_continues_the_counters(fake_api, t
     assert value(after, f"{P}_month_to_date_cost_usd", **ALICE) == 7.87
 
 
+def test_the_organization_the_records_name_is_kept_across_a_restart(fake_api, tmp_path):
+    first = make_poller(fake_api, tmp_path / "store.db", Clock(at("2026-01-16")))
+    assert first.organization_id is None
+    assert first.poll_once()
+    first.store.close()
+    second = make_poller(fake_api, tmp_path / "store.db", Clock(at("2026-01-16")))
+    assert second.organization_id == "dc9f6c26-b22c-4831-8d01-0446bada88f1"
+
+
 def test_a_day_last_fetched_before_it_settled_is_fetched_once_more(fake_api, tmp_path):
     clock = Clock(at("2026-01-16"))
     poller = make_poller(fake_api, tmp_path / "store.db", clock, history_days=3)
