@@ -1,8 +1,9 @@
 """The Flask application: a landing page, the cached /metrics, and health and readiness probes.
 
 With a web config, /metrics requires basic auth (bcrypt or PBKDF2-SHA256 hashed passwords) or the
-bearer token; the probes and the landing page stay open, as they reveal no member data. The web
-config's response headers go on every answer, and its rate limit covers every request."""
+bearer token; the probes and the landing page stay open, as they reveal no member data and no
+secret. The web config's response headers go on every answer, and its rate limit covers every
+request."""
 
 from __future__ import annotations
 
@@ -10,15 +11,20 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import secrets
 import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from html import escape
 
 import bcrypt
 from flask import Flask, Response, request
 
+from . import __version__
 from .poller import Poller
 from .webconfig import RateLimit, WebConfig
 
@@ -30,22 +36,39 @@ VERIFY_SLOTS = 2
 REMEMBERED = 4096
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# What /-/ready answers, and the landing page says, for each state of the poller's `ready`.
+READINESS = {True: "Ready", False: "Loading history from the Admin API"}
+SOURCES = {
+    "demo": "Simulated: the built-in organization of --demo, not real usage",
+    "admin_api": "Your organization, through the Anthropic Admin API",
+}
 LANDING = """<!doctype html>
-<html><head><title>Claude Code analytics exporter</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>Claude Code analytics exporter</title></head>
 <body>
 <h1>Claude Code analytics exporter</h1>
 <p>Exports the Claude Code Analytics Admin API as Prometheus metrics. Data is polled off the
 scrape path and served from a cache; the API itself is about an hour behind.</p>
+<table>
+<tr><th>Data</th><td>{source}</td></tr>
+<tr><th>Organization</th><td>{organization}</td></tr>
+<tr><th>Last successful poll</th><td>{last_success}</td></tr>
+<tr><th>Readiness</th><td>{readiness}</td></tr>
+<tr><th>Version</th><td>{version}</td></tr>
+</table>
 <ul>
 <li><a href="metrics">/metrics</a>: the metrics</li>
 <li><a href="-/healthy">/-/healthy</a>: 200 while the process runs</li>
 <li><a href="-/ready">/-/ready</a>: 200 once the store holds the first history load</li>
 </ul>
+<p>Documentation: the README and the docs/ folder of the exporter's repository (docs/metrics.md
+for the series, docs/security.md for who may see them). Ask for <code>application/json</code> to
+get this page's facts as JSON.</p>
 </body></html>
 """
 
 
-def create_app(poller: Poller, web: WebConfig | None = None) -> Flask:
+def create_app(poller: Poller, web: WebConfig | None = None, *, demo: bool = False) -> Flask:
+    """`demo`: the poller reads the built-in simulated organization, which the page says."""
     app = Flask("exporter")
     guard = Guard(web) if web and (web.basic_auth_users or web.bearer_token) else None
     bucket = TokenBucket(web.rate_limit) if web and web.rate_limit else None
@@ -64,7 +87,14 @@ def create_app(poller: Poller, web: WebConfig | None = None) -> Flask:
 
     @app.get("/")
     def landing() -> Response:
-        return Response(LANDING, mimetype="text/html")
+        facts = Status.of(poller, demo)
+        wanted = request.accept_mimetypes.best_match(["text/html", "application/json"])
+        if wanted == "application/json":
+            response = Response(facts.as_json(), mimetype="application/json")
+        else:
+            response = Response(facts.as_html(), mimetype="text/html")
+        response.headers["Vary"] = "Accept"
+        return response
 
     @app.get("/metrics")
     def metrics() -> Response:
@@ -100,11 +130,69 @@ def create_app(poller: Poller, web: WebConfig | None = None) -> Flask:
 
     @app.get("/-/ready")
     def ready() -> Response:
-        if poller.ready.is_set():
-            return Response("Ready\n", mimetype="text/plain")
-        return Response("Loading history from the Admin API\n", status=503, mimetype="text/plain")
+        is_ready = poller.ready.is_set()
+        return Response(
+            READINESS[is_ready] + "\n", status=200 if is_ready else 503, mimetype="text/plain"
+        )
 
     return app
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the landing page tells, from the poller's memory: no store read, nothing secret and
+    nothing that names a member."""
+
+    source: str  # a key of SOURCES
+    organization_id: str | None  # as the usage records name it; None until one arrives
+    last_success: str | None  # when the last fully successful poll ended, UTC, ISO 8601
+    last_success_age_seconds: int | None
+    ready: bool  # what /-/ready answers
+    version: str
+
+    @classmethod
+    def of(cls, poller: Poller, demo: bool) -> Status:
+        last_success = poller.stats.last_success
+        return cls(
+            source="demo" if demo else "admin_api",
+            organization_id=poller.organization_id,
+            last_success=None if last_success is None else _iso(last_success),
+            last_success_age_seconds=(
+                None if last_success is None else int(poller.clock().timestamp() - last_success)
+            ),
+            ready=poller.ready.is_set(),
+            version=__version__,
+        )
+
+    def as_json(self) -> str:
+        return json.dumps(asdict(self)) + "\n"
+
+    def as_html(self) -> str:
+        """The landing page; every value in it is escaped."""
+        last_success = "never"
+        if self.last_success is not None and self.last_success_age_seconds is not None:
+            last_success = f"{self.last_success} ({ago(self.last_success_age_seconds)})"
+        values = {
+            "source": SOURCES[self.source],
+            "organization": self.organization_id or "Not known yet: no usage record has named it",
+            "last_success": last_success,
+            "readiness": READINESS[self.ready],
+            "version": self.version,
+        }
+        return LANDING.format(**{name: escape(value) for name, value in values.items()})
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ago(seconds: int) -> str:
+    """An age in words, in its largest whole unit: "12 minutes ago"; "just now" under a minute."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'} ago"
+    return "just now"
 
 
 class Busy(Exception):

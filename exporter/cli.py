@@ -161,7 +161,7 @@ def _run_server(
     web = config.web
     try:
         server = Server(
-            create_app(poller, web),
+            create_app(poller, web, demo=config.demo),
             config.listen_host,
             config.listen_port,
             config.limits,

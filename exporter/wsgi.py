@@ -53,4 +53,4 @@ def create(args: str | None = None) -> Flask:
         close()
 
     atexit.register(shutdown)
-    return create_app(poller, config.web)
+    return create_app(poller, config.web, demo=config.demo)
