@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.clock import utc_now
 from fake_admin_api import FakeAdminApi
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -33,6 +34,12 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+def late_today() -> datetime:
+    """23:00 UTC of the real day (exporter.clock's): a simulator frozen then serves most of the day
+    that an exporter on the real clock calls today, whatever the time of the run."""
+    return utc_now().replace(hour=23, minute=0, second=0, microsecond=0)
 
 
 def midnight(moment: datetime) -> datetime:

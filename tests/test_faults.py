@@ -17,7 +17,7 @@ import pytest
 import requests
 from reliability import clear, expected_totals, inject, stored_totals
 
-from conftest import TEST_KEY, Clock
+from conftest import TEST_KEY, Clock, late_today
 from exporter.client import MAX_EMPTY_PAGES, AdminClient
 from exporter.collector import Settings
 from exporter.poller import Poller
@@ -356,11 +356,6 @@ def test_the_process_outlives_an_outage_serves_stale_numbers_and_recovers(tmp_pa
     assert value(fresh, f"{P}_exporter_last_success_timestamp_seconds") > value(
         stale, f"{P}_exporter_last_success_timestamp_seconds"
     )
-
-
-def late_today() -> datetime:
-    """23:00 UTC today: the simulator then serves most of today, whatever the time of the run."""
-    return datetime.now(UTC).replace(hour=23, minute=0)
 
 
 def wait_for_up(url: str, wanted: int, timeout: float = 30) -> dict:

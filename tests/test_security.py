@@ -17,7 +17,7 @@ import requests
 import yaml
 from reliability import inject
 
-from conftest import TEST_KEY
+from conftest import TEST_KEY, late_today
 from exporter import cli
 from exporter.app import TokenBucket, create_app, dummy_hash, hash_password, verify_password
 from exporter.client import AdminClient, ApiError
@@ -83,11 +83,6 @@ def test_a_key_read_from_a_file_appears_in_no_log_line_and_no_answer_through_fau
             log = proc.output()
     assert log.count("retrying") == 4 and "skipped a record" in log
     assert TEST_KEY not in log and TEST_KEY not in served
-
-
-def late_today() -> datetime:
-    """23:00 UTC today: the simulator then serves most of today, whatever the time of the run."""
-    return datetime.now(UTC).replace(hour=23, minute=0)
 
 
 def wait_for_log(proc, text: str, timeout: float = 20) -> None:
