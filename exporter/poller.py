@@ -252,13 +252,14 @@ class Poller:
         When the store cannot be read, the data series keep their last rendering and only the
         exporter's own series (`up` among them) are renewed, so they still tell the truth."""
         today = today or self.clock().date()
+        # Even when the store fails below: one attempt per day change, not one per API request.
+        self._data_day = today
         try:
             fetched = self.store.fetched_days()
             self.stats.oldest_day = day_start(min(fetched)) if fetched else None
             # A generator: each family is rendered and dropped before the next is computed.
             body = render(data_families(self.store, today, self.settings, self.members))
             self._data = Exposition(body, gzip.compress(body, compresslevel=GZIP_LEVEL))
-            self._data_day = today
             self._rendered_from_store = True
         except StoreError as exc:
             self.stats.up = False
