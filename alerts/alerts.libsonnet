@@ -18,6 +18,8 @@ local promql = import '../lib/promql.libsonnet';
   local sel(extra='') = std.join(', ', [c.exporterSelector] + (if extra == '' then [] else [extra])),
   local tools = 'tool=~"%s"' % c.acceptRateTools,
   local accepted = tools + ', decision="accepted"',
+  // The organization's total of a data series, each series counted once (promql.once()).
+  local total(metric, extra='') = 'sum(%s)' % promql.once('%s{%s}' % [m(metric), sel(extra)]),
   local dayStart = '%s{%s}' % [m('day_start_timestamp_seconds'), sel()],
   // The expression of one of the mixin's recording rules, so that the alert computes the very figure the
   // dashboards show without waiting for another rule group's evaluation.
@@ -40,11 +42,15 @@ local promql = import '../lib/promql.libsonnet';
   local perDay(metric, extra='') =
     |||
       (
-        sum(max without (instance) (last_over_time(%(metric)s{%(sel)s}[%(window)s] offset 1m)))
+        sum(%(perMember)s)
       or
         0 * max(last_over_time(%(dayStart)s[%(window)s] offset 1m))
       )
-    ||| % { metric: m('yesterday_' + metric), sel: sel(extra), dayStart: dayStart, window: promql.dayWindow },
+    ||| % {
+      perMember: promql.once('last_over_time(%s{%s}[%s] offset 1m)' % [m('yesterday_' + metric), sel(extra), promql.dayWindow]),
+      dayStart: dayStart,
+      window: promql.dayWindow,
+    },
   // The per-day series over the `days` days before yesterday, for *_over_time functions.
   local lastDays(metric, extra='', days=c.normDays, offset='') =
     '(%s)[%dd:1d]%s' % [std.stripChars(perDay(metric, extra), '\n'), days, offset],
@@ -95,7 +101,7 @@ local promql = import '../lib/promql.libsonnet';
         and on () count_over_time(%(norm)s) >= %(minDays)d
         and %(complete)s
       ||| % {
-        yesterday: 'sum(%s)' % promql.once('%s{%s}' % [m('yesterday_cost_usd'), sel()]),
+        yesterday: total('yesterday_cost_usd'),
         minUSD: c.spendSpikeMinUSD,
         factor: c.spendSpikeFactor,
         norm: lastDays('cost_usd'),
@@ -119,8 +125,8 @@ local promql = import '../lib/promql.libsonnet';
 
   local dailyActive = lastDays('active_members', days=7),
   local dailyActiveWeekBefore = lastDays('active_members', days=7, offset=' offset 7d'),
-  local acceptedYesterday = 'sum(%s)' % promql.once('%s{%s}' % [m('yesterday_tool_decisions'), sel(accepted)]),
-  local decidedYesterday = 'sum(%s)' % promql.once('%s{%s}' % [m('yesterday_tool_decisions'), sel(tools)]),
+  local acceptedYesterday = total('yesterday_tool_decisions', accepted),
+  local decidedYesterday = total('yesterday_tool_decisions', tools),
 
   local adoption = [
     alert(

@@ -15,22 +15,25 @@
   // Every query and rule reads the exporter's data series through it before it aggregates.
   once(expr):: 'max without (instance) (%s)' % expr,
 
+  // The last value of `metric` in the day window that ends `ahead` after the query's time, each series
+  // counted once: ahead 23h59m is day D's window for a query at D's midnight, 47h59m the next day's.
+  local inDay(metric, selector, ahead) =
+    $.once('last_over_time(%s{%s}[%s] offset -%s)' % [metric, selector, $.dayWindow, ahead]),
+
   // Day D's value of a per-period quantity, for a query whose steps fall on UTC midnights.
   // `metric` is the quantity without its period, e.g. 'claude_code_analytics_%s_cost_usd' with %s the period;
   // `selector` goes inside the braces; `agg` aggregates the per-member series (sum by ..., count, ...).
   daily(metric, selector='', agg='sum')::
     |||
       (
-        %(agg)s (max without (instance) (last_over_time(%(yesterday)s{%(selector)s}[%(window)s] offset -47h59m)))
+        %(agg)s (%(yesterday)s)
       or
-        %(agg)s (max without (instance) (last_over_time(%(today)s{%(selector)s}[%(window)s] offset -23h59m)))
+        %(agg)s (%(today)s)
       )
     ||| % {
       agg: agg,
-      selector: selector,
-      window: $.dayWindow,
-      yesterday: metric % 'yesterday',
-      today: metric % 'today',
+      yesterday: inDay(metric % 'yesterday', selector, '47h59m'),
+      today: inDay(metric % 'today', selector, '23h59m'),
     },
 
   // numerator / denominator where the denominator is above zero: with nothing to divide (no sessions,
@@ -77,8 +80,8 @@
   // daily() without aggregation: day D's series of each member (or other label set), taken from the
   // `yesterday` gauge when that day has any, else from the `today` gauge, like daily() does for a sum.
   dailySeries(metric, selector='')::
-    |||
-      max without (instance) (
+    $.once(|||
+      (
         last_over_time(%(yesterday)s{%(selector)s}[%(window)s] offset -47h59m)
       or
         (
@@ -92,7 +95,7 @@
       window: $.dayWindow,
       yesterday: metric % 'yesterday',
       today: metric % 'today',
-    },
+    }),
 
   // A month's per-member series at the query's time, for an instant query at the end of a dashboard's
   // range (aggregate around it); `metric` has %s for the period, as in daily().
@@ -102,17 +105,15 @@
   // - Otherwise, and before the next day has a sample, from `month_to_date` at that time.
   // `day_of_month` falls only where a month ends, so the comparison holds only in its last minute.
   monthAt(metric, selector='')::
-    |||
-      max without (instance) (
-        (
+    $.once(|||
+      (
           last_over_time(%(last)s{%(selector)s}[1d] offset -1d)
         and on ()
           day_of_month(vector(time() + 60)) < day_of_month(vector(time()))
-        )
+      )
       or
         %(mtd)s{%(selector)s}
-      )
-    ||| % { selector: selector, last: metric % 'last_month', mtd: metric % 'month_to_date' },
+    ||| % { selector: selector, last: metric % 'last_month', mtd: metric % 'month_to_date' }),
 
   // The last value of a gauge within day D (00:05 to 23:59 UTC, dayWindow), for a query whose steps fall on UTC
   // midnights: for gauges that describe "as of now" rather than one period (active members over the last

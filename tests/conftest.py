@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from exporter.client import AdminClient
 from exporter.clock import utc_now
+from exporter.collector import Settings
+from exporter.poller import Poller
+from exporter.store import Store
 from fake_admin_api import FakeAdminApi
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -34,6 +38,22 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+def make_poller(
+    api, path: Path, clock, history_days: int | None = 3, refetch_days: int = 3, settings=None
+) -> Poller:
+    """A poller of the API served at `api.url` (the fake API or a simulated organization), with
+    one retry and no back-off sleeps, on a store at `path` and the given clock."""
+    client = AdminClient(api.url, TEST_KEY, sleep=lambda s: None, max_retries=1)
+    return Poller(
+        client,
+        Store(path),
+        history_days=history_days,
+        refetch_days=refetch_days,
+        settings=settings or Settings(),
+        clock=clock,
+    )
 
 
 def late_today() -> datetime:

@@ -26,14 +26,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import console
-from conftest import TEST_KEY, Clock
+from conftest import TEST_KEY, Clock, make_poller
 from exporter.backfill import escape, number, parse_args, run, with_member_aggregates
-from exporter.client import AdminClient
 from exporter.clock import frozen, midnight
-from exporter.collector import Settings
-from exporter.poller import Poller
 from exporter.simulator import SimulatedOrganization, serve
-from exporter.store import Store
 from grafana_queries import ALL, TimeRange, prometheus_call
 from procs import start_prometheus
 
@@ -170,16 +166,12 @@ def play(story: Story, folder: Path) -> Timeline:
     with serve(org, api_key=TEST_KEY) as server:
         if story.backfill_days and not story.backfill_last:
             backfill(timeline, server.url, store_path, story.start)
-        client = AdminClient(server.url, TEST_KEY, sleep=lambda s: None, max_retries=1)
-        store = Store(store_path)
-        poller = Poller(
-            client, store, history_days=None, refetch_days=3, settings=Settings(), clock=clock
-        )
+        poller = make_poller(server, store_path, clock, history_days=None)
         for moment in instants(story):
             clock.now = moment
             assert poller.poll_once(), f"the poll at {moment} failed"
             timeline.keep(poller.exposition.plain, moment)
-        store.close()
+        poller.store.close()
         if story.backfill_last:
             (folder / "backfill").mkdir()
             backfill(timeline, server.url, folder / "backfill" / "store.db", clock.now)

@@ -15,14 +15,11 @@ import pytest
 import requests
 import yaml
 
-from conftest import TEST_KEY
+from conftest import TEST_KEY, make_poller
 from exporter import __version__, cli
 from exporter.app import create_app, hash_password
-from exporter.client import AdminClient
 from exporter.clock import frozen
-from exporter.collector import Settings
 from exporter.poller import Poller
-from exporter.store import Store
 from fake_admin_api import FakeAdminApi, fixtures_on
 from procs import start_exporter
 
@@ -46,22 +43,12 @@ def fixture_days(folder: Path, today: datetime, organization: str = ORGANIZATION
     return folder
 
 
-def make_poller(api: FakeAdminApi, store: Path) -> Poller:
-    client = AdminClient(api.url, TEST_KEY, sleep=lambda s: None, max_retries=1)
-    return Poller(
-        client,
-        Store(store),
-        history_days=2,
-        refetch_days=2,
-        settings=Settings(),
-        clock=frozen(POLLED),
-    )
-
-
 @pytest.fixture
 def poller(tmp_path):
     with FakeAdminApi(TEST_KEY, fixture_days(tmp_path, POLLED)) as api:
-        yield make_poller(api, tmp_path / "store.db")
+        yield make_poller(
+            api, tmp_path / "store.db", frozen(POLLED), history_days=2, refetch_days=2
+        )
 
 
 def page(poller: Poller, demo: bool = False) -> str:

@@ -8,29 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import TEST_KEY, Clock, at
-from exporter.client import AdminClient
-from exporter.collector import Settings
-from exporter.poller import Poller, default_history_days
-from exporter.store import Store
+from conftest import Clock, at, make_poller
+from exporter.poller import default_history_days
 from exposition import samples, series, value
 
 P = "claude_code_analytics"
 ALICE = {"member": "alice@example.com", "actor_type": "user"}
 BOB = {"member": "bob@example.com", "actor_type": "user"}
 CI = {"member": "ci-claude-code", "actor_type": "api_key"}
-
-
-def make_poller(api, path, clock, history_days=3, refetch_days=3, settings=None) -> Poller:
-    client = AdminClient(api.url, TEST_KEY, sleep=lambda s: None, max_retries=1)
-    return Poller(
-        client,
-        Store(path),
-        history_days=history_days,
-        refetch_days=refetch_days,
-        settings=settings or Settings(),
-        clock=clock,
-    )
 
 
 @pytest.fixture

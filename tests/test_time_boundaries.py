@@ -14,12 +14,9 @@ from pathlib import Path
 import pytest
 from test_dashboards import DASHBOARDS
 
-from conftest import TEST_KEY, Clock
-from exporter.client import AdminClient
+from conftest import TEST_KEY, Clock, make_poller
 from exporter.clock import frozen
-from exporter.collector import Settings
 from exporter.poller import Poller
-from exporter.store import Store
 from exposition import samples, series, value
 from fake_admin_api import FakeAdminApi, fixtures_on
 from grafana_queries import ALL, TimeRange, prometheus_call
@@ -31,19 +28,10 @@ P = "claude_code_analytics"
 THREE_ACTORS, BOB_ALONE = "2026-01-15", "2026-01-16"
 
 
-def make_poller(client: AdminClient, tmp_path: Path, clock) -> Poller:
-    """A poller with the default settings."""
-    store = Store(tmp_path / "store.db")
-    return Poller(
-        client, store, history_days=None, refetch_days=3, settings=Settings(), clock=clock
-    )
-
-
 def poll_at(moment: datetime, fixtures: Path, tmp_path: Path) -> dict:
     """The exposition after one poll by an exporter with default settings, at `moment`."""
     with FakeAdminApi(TEST_KEY, fixtures) as api:
-        client = AdminClient(api.url, TEST_KEY, sleep=lambda s: None, max_retries=1)
-        poller = make_poller(client, tmp_path, frozen(moment))
+        poller = make_poller(api, tmp_path / "store.db", frozen(moment), history_days=None)
         assert poller.poll_once()
     return samples(poller.exposition.plain)
 
@@ -142,8 +130,7 @@ def test_a_poll_that_hangs_after_midnight_does_not_keep_yesterday_as_today(tmp_p
     fixtures = fixtures_on(tmp_path, {THREE_ACTORS: day.date()})
     clock = Clock(day.replace(hour=23, minute=50))
     with FakeAdminApi(TEST_KEY, fixtures) as api:
-        client = AdminClient(api.url, TEST_KEY, sleep=lambda s: None, max_retries=1)
-        poller = make_poller(client, tmp_path, clock)
+        poller = make_poller(api, tmp_path / "store.db", clock, history_days=None)
         assert poller.poll_once()
         assert exporter_day(poller) == (
             day,
@@ -164,8 +151,7 @@ def test_a_poll_that_starts_before_midnight_and_ends_after_it_shows_the_new_day(
     fixtures = fixtures_on(tmp_path, {THREE_ACTORS: day.date()})
     clock = Clock(day.replace(hour=23, minute=59, second=50))
     with FakeAdminApi(TEST_KEY, fixtures) as api:
-        client = AdminClient(api.url, TEST_KEY, sleep=lambda s: None, max_retries=1)
-        poller = make_poller(client, tmp_path, clock)
+        poller = make_poller(api, tmp_path / "store.db", clock, history_days=None)
         assert poller.poll_once()
         api.hang.set()
         poll = start_poll(poller)
