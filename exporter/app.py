@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -39,8 +39,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # What /-/ready answers, and the landing page says, for each state of the poller's `ready`.
 READINESS = {True: "Ready", False: "Loading history from the Admin API"}
 SOURCES = {
-    "demo": "Simulated: the built-in organization of --demo, not real usage",
-    "admin_api": "Your organization, through the Anthropic Admin API",
+    "demo": "Simulated: the built-in organizations of --demo, not real usage",
+    "admin_api": "Your organizations, through the Anthropic Admin API",
 }
 LANDING = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Claude Code analytics exporter</title></head>
@@ -50,15 +50,19 @@ LANDING = """<!doctype html>
 scrape path and served from a cache; the API itself is about an hour behind.</p>
 <table>
 <tr><th>Data</th><td>{source}</td></tr>
-<tr><th>Organization</th><td>{organization}</td></tr>
-<tr><th>Last successful poll</th><td>{last_success}</td></tr>
 <tr><th>Readiness</th><td>{readiness}</td></tr>
 <tr><th>Version</th><td>{version}</td></tr>
 </table>
+<h2>Organizations</h2>
+<table>
+<tr><th>Name</th><th>Organization</th><th>Id</th><th>Metrics</th><th>Last successful poll</th>\
+<th>Readiness</th></tr>
+{organizations}
+</table>
 <ul>
-<li><a href="metrics">/metrics</a>: the metrics</li>
 <li><a href="-/healthy">/-/healthy</a>: 200 while the process runs</li>
-<li><a href="-/ready">/-/ready</a>: 200 once the store holds the first history load</li>
+<li><a href="-/ready">/-/ready</a>: 200 once every organization's store holds the first history
+load</li>
 </ul>
 <p>Documentation: the README and the docs/ folder of the exporter's repository (docs/metrics.md
 for the series, docs/security.md for who may see them). Ask for <code>application/json</code> to
@@ -67,8 +71,21 @@ get this page's facts as JSON.</p>
 """
 
 
-def create_app(poller: Poller, web: WebConfig | None = None, *, demo: bool = False) -> Flask:
-    """`demo`: the poller reads the built-in simulated organization, which the page says."""
+ROW = (
+    "<tr><td>{name}</td><td>{organization_name}</td><td>{organization_id}</td>"
+    '<td><a href="{metrics_link}">{metrics_path}</a></td><td>{last_success}</td>'
+    "<td>{readiness}</td></tr>"
+)
+
+
+def create_app(
+    pollers: Poller | Sequence[Poller], web: WebConfig | None = None, *, demo: bool = False
+) -> Flask:
+    """The app over one poller per organization. With one, `/metrics` serves it; with several, a
+    scrape names the organization (`/metrics?organization=NAME`), each a target of its own.
+    `demo`: the pollers read the built-in simulated organizations, which the page says."""
+    pollers = [pollers] if isinstance(pollers, Poller) else list(pollers)
+    by_name = {poller.name: poller for poller in pollers}
     app = Flask("exporter")
     guard = Guard(web) if web and (web.basic_auth_users or web.bearer_token) else None
     bucket = TokenBucket(web.rate_limit) if web and web.rate_limit else None
@@ -87,7 +104,7 @@ def create_app(poller: Poller, web: WebConfig | None = None, *, demo: bool = Fal
 
     @app.get("/")
     def landing() -> Response:
-        facts = Status.of(poller, demo)
+        facts = Status.of(pollers, demo)
         wanted = request.accept_mimetypes.best_match(["text/html", "application/json"])
         if wanted == "application/json":
             response = Response(facts.as_json(), mimetype="application/json")
@@ -115,6 +132,20 @@ def create_app(poller: Poller, web: WebConfig | None = None, *, demo: bool = Fal
                     mimetype="text/plain",
                     headers={"WWW-Authenticate": f'Basic realm="{REALM}"'},
                 )
+        wanted = request.args.get("organization")
+        if wanted is None and len(pollers) > 1:
+            return _plain(
+                "This exporter reads several organizations, each a scrape target of its own: "
+                f"scrape /metrics?organization=NAME for each of {_names(by_name)}.\n",
+                400,
+            )
+        poller = pollers[0] if wanted is None else by_name.get(wanted)
+        if poller is None:
+            return _plain(
+                f"No organization is configured under the name {wanted!r}; "
+                f"the names are {_names(by_name)}.\n",
+                404,
+            )
         exposition = poller.exposition  # one read: a poll may swap in a new one meanwhile
         if "gzip" in request.headers.get("Accept-Encoding", "").lower():
             response = Response(exposition.gzipped, content_type=CONTENT_TYPE)
@@ -130,7 +161,7 @@ def create_app(poller: Poller, web: WebConfig | None = None, *, demo: bool = Fal
 
     @app.get("/-/ready")
     def ready() -> Response:
-        is_ready = poller.ready.is_set()
+        is_ready = all(poller.ready.is_set() for poller in pollers)
         return Response(
             READINESS[is_ready] + "\n", status=200 if is_ready else 503, mimetype="text/plain"
         )
@@ -138,30 +169,74 @@ def create_app(poller: Poller, web: WebConfig | None = None, *, demo: bool = Fal
     return app
 
 
-@dataclass(frozen=True)
-class Status:
-    """What the landing page tells, from the poller's memory: no store read, nothing secret and
-    nothing that names a member."""
+def _names(by_name: dict[str, Poller]) -> str:
+    return ", ".join(sorted(by_name))
 
-    source: str  # a key of SOURCES
-    organization_id: str | None  # as the usage records name it; None until one arrives
+
+def _plain(text: str, status: int) -> Response:
+    return Response(text, status=status, mimetype="text/plain")
+
+
+@dataclass(frozen=True)
+class OrganizationStatus:
+    """One organization on the landing page."""
+
+    name: str  # as the configuration names it
+    organization_id: str | None  # as the API names it; None until it has
+    organization_name: str | None
+    metrics_path: str  # what Prometheus scrapes for it
     last_success: str | None  # when the last fully successful poll ended, UTC, ISO 8601
     last_success_age_seconds: int | None
-    ready: bool  # what /-/ready answers
-    version: str
+    ready: bool
 
     @classmethod
-    def of(cls, poller: Poller, demo: bool) -> Status:
+    def of(cls, poller: Poller, alone: bool) -> OrganizationStatus:
         last_success = poller.stats.last_success
         return cls(
-            source="demo" if demo else "admin_api",
+            name=poller.name,
             organization_id=poller.organization_id,
+            organization_name=poller.organization_name,
+            metrics_path="/metrics" if alone else f"/metrics?organization={poller.name}",
             last_success=None if last_success is None else _iso(last_success),
             last_success_age_seconds=(
                 None if last_success is None else int(poller.clock().timestamp() - last_success)
             ),
             ready=poller.ready.is_set(),
+        )
+
+    def as_html(self) -> str:
+        last_success = "never"
+        if self.last_success is not None and self.last_success_age_seconds is not None:
+            last_success = f"{self.last_success} ({ago(self.last_success_age_seconds)})"
+        values = {
+            "name": self.name,
+            "organization_name": self.organization_name or "Not known yet",
+            "organization_id": self.organization_id or "Not known yet: the API has not named it",
+            "metrics_path": self.metrics_path,
+            "metrics_link": self.metrics_path.lstrip("/"),
+            "last_success": last_success,
+            "readiness": READINESS[self.ready],
+        }
+        return ROW.format(**{name: escape(value) for name, value in values.items()})
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the landing page tells, from the pollers' memory: no store read, nothing secret and
+    nothing that names a member."""
+
+    source: str  # a key of SOURCES
+    ready: bool  # what /-/ready answers
+    version: str
+    organizations: list[OrganizationStatus]
+
+    @classmethod
+    def of(cls, pollers: Sequence[Poller], demo: bool) -> Status:
+        return cls(
+            source="demo" if demo else "admin_api",
+            ready=all(poller.ready.is_set() for poller in pollers),
             version=__version__,
+            organizations=[OrganizationStatus.of(p, len(pollers) == 1) for p in pollers],
         )
 
     def as_json(self) -> str:
@@ -169,17 +244,13 @@ class Status:
 
     def as_html(self) -> str:
         """The landing page; every value in it is escaped."""
-        last_success = "never"
-        if self.last_success is not None and self.last_success_age_seconds is not None:
-            last_success = f"{self.last_success} ({ago(self.last_success_age_seconds)})"
         values = {
-            "source": SOURCES[self.source],
-            "organization": self.organization_id or "Not known yet: no usage record has named it",
-            "last_success": last_success,
-            "readiness": READINESS[self.ready],
-            "version": self.version,
+            "source": escape(SOURCES[self.source]),
+            "readiness": escape(READINESS[self.ready]),
+            "version": escape(self.version),
+            "organizations": "\n".join(org.as_html() for org in self.organizations),
         }
-        return LANDING.format(**{name: escape(value) for name, value in values.items()})
+        return LANDING.format(**values)
 
 
 def _iso(timestamp: float) -> str:

@@ -16,7 +16,6 @@ import argparse
 import logging
 import math
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -39,10 +38,17 @@ from .cli import PROG as EXPORTER
 from .cli import Parser, UsageError, report
 from .client import AdminClient, ApiError
 from .clock import DATA_DELAY, Clock, day_start, utc_now
-from .collector import PREFIX, MemberLabels, Settings, data_families
-from .config import Config, ConfigError, add_arguments, load
-from .origin import Origin
-from .poller import DayFetch, fetch_day
+from .collector import PREFIX, MemberLabels, Settings, data_families, organization_labels
+from .config import Config, ConfigError, Organization, add_arguments, load
+from .poller import (
+    ORGANIZATION_KEY,
+    ORGANIZATION_NAME_KEY,
+    DayFetch,
+    WrongOrganization,
+    fetch_day,
+    identify,
+)
+from .sources import open_sources
 from .store import Actor, Store, StoreError
 
 PROG = f"{EXPORTER} backfill"
@@ -91,6 +97,7 @@ class Options:
     instance: str
     promtool: str
     config: Config
+    organization: Organization  # the one of the configuration's organizations to backfill
 
 
 # --- Command line ---------------------------------------------------------------------------------
@@ -131,6 +138,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"instance label of the exporter's scrape target (default {DEFAULT_INSTANCE})",
     )
     add("--promtool", metavar="PATH", default="promtool", help="promtool to create blocks with")
+    add(
+        "--organization",
+        metavar="NAME",
+        help="which of the --config.file's organizations to backfill (needed when it lists "
+        "several; each goes into its own Prometheus)",
+    )
     add_arguments(parser)
     return parser
 
@@ -162,8 +175,29 @@ def parse_args(
     if promtool is None:
         raise UsageError(f"promtool not found at {args.promtool!r}; install it or pass --promtool")
     return Options(
-        since, until, output, args.fill_gaps, workers, args.job, args.instance, promtool, config
+        since,
+        until,
+        output,
+        args.fill_gaps,
+        workers,
+        args.job,
+        args.instance,
+        promtool,
+        config,
+        _organization(config, args.organization),
     )
+
+
+def _organization(config: Config, name: str | None) -> Organization:
+    names = ", ".join(org.name for org in config.organizations)
+    if name is None:
+        if len(config.organizations) > 1:
+            raise UsageError(f"--organization is required: the configuration lists {names}")
+        return config.organizations[0]
+    for org in config.organizations:
+        if org.name == name:
+            return org
+    raise UsageError(f"--organization {name!r} is not in the configuration, which lists {names}")
 
 
 def _day(flag: str, text: str) -> date:
@@ -256,34 +290,31 @@ def _run(
     options: Options, folder: BlockFolder, stop: threading.Event | None, clock: Clock | None
 ) -> list[Path]:
     config = options.config
-    store = Store(config.storage_path)
-    simulator = None
+    store = Store(options.organization.storage_path)
     try:
-        base_url: Origin | str = config.base_url
-        api_key = config.api_key
-        if config.demo:
-            from .simulator import SimulatedOrganization
-            from .simulator import serve as serve_simulator
-
-            api_key = secrets.token_urlsafe(24)
-            org = SimulatedOrganization(seed=config.demo_seed, members=config.demo_members)
-            simulator = serve_simulator(org, api_key=api_key)
-            base_url = simulator.url
-
-        def make_client() -> AdminClient:
-            return AdminClient(
-                base_url, api_key, timeout=config.api_timeout, max_retries=config.api_max_retries
-            )
-
-        stop = stop or threading.Event()
-        first = options.since or oldest_day(store, options.until)
-        fetch_days(store, make_client, options, first, clock or utc_now, stop)
+        with open_sources(config) as sources:
+            client = next(s.client for s in sources if s.organization == options.organization)
+            stop = stop or threading.Event()
+            first = options.since or oldest_day(store, options.until)
+            labels = _identify(client, store, options.organization.name)
+            fetch_days(store, client.clone, options, first, clock or utc_now, stop)
         settings = Settings(config.member_label, config.member_models)
-        return folder.commit(_write_days(store, first, options, settings, stop, folder))
+        return folder.commit(_write_days(store, first, options, settings, labels, stop, folder))
     finally:
-        if simulator is not None:
-            simulator.stop()
         store.close()
+
+
+def _identify(client: AdminClient, store: Store, name: str) -> dict[str, str]:
+    """The organization labels of the blocks, as the exporter gives them to its series."""
+    try:
+        org = identify(client, store, name)
+    except WrongOrganization as exc:
+        raise BackfillError(str(exc)) from None
+    except ApiError as exc:
+        raise BackfillError(f"cannot read the organization: {exc}") from None
+    known_id = org.id if org else store.meta(ORGANIZATION_KEY)
+    known_name = org.name if org else store.meta(ORGANIZATION_NAME_KEY)
+    return organization_labels(known_id, known_name or name)
 
 
 def last_final_day(now: datetime) -> date:
@@ -422,13 +453,14 @@ def _write_days(
     first: date,
     options: Options,
     settings: Settings,
+    labels: dict[str, str],
     stop: threading.Event,
     folder: BlockFolder,
 ) -> dict[date, Path]:
     """One OpenMetrics file and one promtool run per day, in the staging folder; promtool works
     on a day while the next one is rendered. Returns each day's finished block."""
     members = MemberLabels(settings.member_label, store.secret())
-    extra = (("job", options.job), ("instance", options.instance))
+    extra = (*labels.items(), ("job", options.job), ("instance", options.instance))
     view = StoreAsOf(store)
     stored = store.fetched_days()
     for day in _days(min(stored, default=first), first - timedelta(days=1)):

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import secrets
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 
 from . import __version__
-from .client import AdminClient
 from .collector import Settings
 from .config import Config, ConfigError, add_arguments, load, parse_duration
-from .origin import Origin
 from .poller import Poller
+from .sources import open_sources
 from .store import Store, StoreError
 
 PROG = "claude-code-analytics-exporter"
@@ -94,66 +93,53 @@ def serve(
     config: Config, access_args: argparse.Namespace | None = None, access_interval: float = 0.0
 ) -> int:
     try:
-        poller, close = build_poller(config)
+        pollers, close = build_pollers(config)
     except StoreError as exc:
         report(PROG, exc)
         return 1
     workers: list[Callable[[threading.Event], None]] = [
-        lambda stop: poller.run(stop, config.poll_interval)
+        lambda stop, poller=poller: poller.run(stop, config.poll_interval) for poller in pollers
     ]
     try:
         if access_args is not None:
             from . import access
 
             try:
-                sync = access.from_args(access_args, poller.client.clone())
+                sync = access.from_args(access_args, pollers[0].client.clone())
             except access.AccessConfigError as exc:
                 report(PROG, exc)
                 return 2
             workers.append(lambda stop: sync.run_forever(access_interval, stop))
-        return _run_server(config, poller, workers)
+        return _run_server(config, pollers, workers)
     finally:
         close()
 
 
-def build_poller(config: Config) -> tuple[Poller, Callable[[], None]]:
-    """The poller over the store and the Admin API (or the simulator), and how to close them."""
-    store = Store(config.storage_path)
-    base_url: Origin | str = config.base_url
-    api_key, simulator = config.api_key, None
-    if config.demo:
-        from .simulator import SimulatedOrganization
-        from .simulator import serve as serve_simulator
-
-        api_key = secrets.token_urlsafe(24)
-        org = SimulatedOrganization(seed=config.demo_seed, members=config.demo_members)
-        simulator = serve_simulator(org, api_key=api_key)
-        base_url = simulator.url
-        log.info(
-            "demo mode: simulated organization of %d members at %s", config.demo_members, base_url
-        )
-    client = AdminClient(
-        base_url, api_key, timeout=config.api_timeout, max_retries=config.api_max_retries
-    )
-    poller = Poller(
-        client,
-        store,
-        history_days=config.history_days,
-        refetch_days=config.refetch_days,
-        settings=Settings(config.member_label, config.member_models),
-        poll_timeout=config.poll_timeout,
-    )
-
-    def close() -> None:
-        if simulator is not None:
-            simulator.stop()
-        store.close()
-
-    return poller, close
+def build_pollers(config: Config) -> tuple[list[Poller], Callable[[], None]]:
+    """A poller per configured organization, each over its own store and client (the Admin API,
+    or the simulator with --demo), and how to close them all."""
+    with ExitStack() as stack:
+        sources = stack.enter_context(open_sources(config))
+        pollers = []
+        for source in sources:
+            store = Store(source.organization.storage_path)
+            stack.callback(store.close)
+            pollers.append(
+                Poller(
+                    source.client,
+                    store,
+                    history_days=config.history_days,
+                    refetch_days=config.refetch_days,
+                    settings=Settings(config.member_label, config.member_models),
+                    poll_timeout=config.poll_timeout,
+                    name=source.organization.name,
+                )
+            )
+        return pollers, stack.pop_all().close
 
 
 def _run_server(
-    config: Config, poller: Poller, workers: list[Callable[[threading.Event], None]]
+    config: Config, pollers: list[Poller], workers: list[Callable[[threading.Event], None]]
 ) -> int:
     from .app import create_app
     from .server import Server
@@ -161,7 +147,7 @@ def _run_server(
     web = config.web
     try:
         server = Server(
-            create_app(poller, web, demo=config.demo),
+            create_app(pollers, web, demo=config.demo),
             config.listen_host,
             config.listen_port,
             config.limits,

@@ -20,7 +20,15 @@ import requests
 from . import __version__
 from .clock import utc_now
 from .origin import Origin, RedirectRefused, parse_origin, send, session_for
-from .parse import Member, PageError, UsagePage, parse_usage_page, parse_users_page
+from .parse import (
+    Member,
+    Organization,
+    PageError,
+    UsagePage,
+    parse_organization,
+    parse_usage_page,
+    parse_users_page,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +36,10 @@ API_VERSION = "2023-06-01"
 USER_AGENT = f"claude-code-analytics-exporter/{__version__} (Prometheus exporter; python-requests)"
 USAGE_PATH = "/v1/organizations/usage_report/claude_code"
 USERS_PATH = "/v1/organizations/users"
+ORGANIZATION_PATH = "/v1/organizations/me"
 ENDPOINT_USAGE = "claude_code_usage"
 ENDPOINT_USERS = "users"
+ENDPOINT_ORGANIZATION = "organization"
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
 MAX_PAGES = 100_000
 # The code of an ApiError for a day or list whose pages make no sense: a repeated cursor, too many
@@ -132,6 +142,20 @@ class AdminClient:
             seen.add(page.next_page)  # type: ignore[arg-type]
             params["page"] = page.next_page  # type: ignore[assignment]
         raise ApiError(ENDPOINT_USAGE, BAD_PAGE, f"usage report for {day} has too many pages")
+
+    def organization(self) -> Organization | None:
+        """The key's organization, or None where the API does not answer `/v1/organizations/me`
+        (404: the reference lists the endpoint but no source confirms it for every key)."""
+        try:
+            payload = self._get(ENDPOINT_ORGANIZATION, ORGANIZATION_PATH, {})
+        except ApiError as exc:
+            if exc.code == "404":
+                return None
+            raise
+        try:
+            return parse_organization(payload)
+        except PageError as exc:
+            raise ApiError(ENDPOINT_ORGANIZATION, BAD_PAGE, f"organization: {exc}") from exc
 
     def list_users(self) -> list[Member]:
         """Every member of the organization with their role."""

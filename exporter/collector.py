@@ -332,16 +332,24 @@ class _Snapshot:
         return self._families
 
 
-def render(families: Iterable[Metric]) -> bytes:
-    """The text exposition of `families`, the bytes `generate_latest` gives for all of them.
+def organization_labels(organization_id: str | None, name: str) -> dict[str, str]:
+    """The labels every series of an organization carries, first in each sample's label set."""
+    return {"organization_id": organization_id or "", "organization_name": name}
+
+
+def render(families: Iterable[Metric], labels: Mapping[str, str] | None = None) -> bytes:
+    """The text exposition of `families`, the bytes `generate_latest` gives for all of them, with
+    `labels` added to every sample.
 
     Rendered one family at a time: at 10,000 members the text of all families at once, as one list
     of lines, one string and its encoding, would be held together (docs/performance.md). A
     generator of families is consumed as it goes."""
-    return b"".join(_render_family(family) for family in families)
+    return b"".join(_render_family(family, labels) for family in families)
 
 
-def _render_family(family: Metric) -> bytes:
+def _render_family(family: Metric, labels: Mapping[str, str] | None = None) -> bytes:
+    if labels:
+        family.samples = [s._replace(labels={**labels, **s.labels}) for s in family.samples]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot([family]))  # type: ignore[arg-type]
     return generate_latest(registry)

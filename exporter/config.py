@@ -2,7 +2,8 @@
 
 Precedence: a flag on the command line, then the YAML file (`--config.file`, keys named like the
 flags without the leading dashes), then the default. The Admin API key only comes from the
-environment or a file it names."""
+environment or a file it names; with several organizations (`organizations:` in the YAML file),
+each names the file of its own key."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ DEFAULT_PORT = 9687  # 9464 is Claude Code's own Prometheus endpoint
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_STORAGE = "data/claude-code-analytics.db"
 DEFAULT_DEMO_STORAGE = "data/demo.db"
+# The name of the one organization when the configuration lists none.
+DEFAULT_ORGANIZATION = "default"
+ORGANIZATION_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+ORGANIZATION_KEYS = ("name", "api_key_file", "storage.path")
 _DURATION = re.compile(
     "".join(rf"(?:([0-9]+){unit})?" for unit in ("y", "w", "d", "h", "m", "s", "ms"))
 )
@@ -44,17 +49,26 @@ class ServerLimits:
     write_timeout: float = 60.0  # for the client to take the whole answer
 
 
+@dataclass(frozen=True)
+class Organization:
+    """One Anthropic organization the exporter reads: the name the configuration gives it (scrapes
+    ask for it, and it names the store), its Admin API key, and its store."""
+
+    name: str
+    api_key: str = field(repr=False)
+    storage_path: Path
+
+
 @dataclass
 class Config:
     listen_host: str
     listen_port: int
-    storage_path: Path
+    organizations: tuple[Organization, ...]
     poll_interval: float
     poll_timeout: float
     refetch_days: int
     history_days: int | None
     base_url: Origin
-    api_key: str
     api_timeout: float
     api_max_retries: int
     member_label: str
@@ -66,9 +80,9 @@ class Config:
     web: WebConfig | None = None
     limits: ServerLimits = field(default_factory=ServerLimits)
 
-    def __repr__(self) -> str:  # never show the key
-        url, path = str(self.base_url), str(self.storage_path)
-        return f"Config(base_url={url!r}, storage_path={path!r}, ...)"
+    def __repr__(self) -> str:  # never show the keys
+        names = [org.name for org in self.organizations]
+        return f"Config(base_url={str(self.base_url)!r}, organizations={names!r}, ...)"
 
 
 def parse_duration(text: object, setting: str) -> float:
@@ -210,6 +224,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 FILE_KEYS = {
+    "organizations",
     "web.listen-address",
     "storage.path",
     "poll.interval",
@@ -239,18 +254,16 @@ def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Con
     listen = "web.listen-address"
     host, port = parse_listen_address(s.get(listen, f":{DEFAULT_PORT}"), s.name(listen))
     history = s.get("history.days", None)
+    storage = Path(str(s.get("storage.path", DEFAULT_DEMO_STORAGE if demo else DEFAULT_STORAGE)))
     return Config(
         listen_host=host,
         listen_port=port,
-        storage_path=Path(
-            str(s.get("storage.path", DEFAULT_DEMO_STORAGE if demo else DEFAULT_STORAGE))
-        ),
+        organizations=_organizations(s, env, demo, storage),
         poll_interval=s.duration("poll.interval", "5m", at_least="10s"),
         poll_timeout=s.duration("poll.timeout", "10m"),
         refetch_days=s.integer("poll.refetch-days", 3, 1, 31),
         history_days=None if history is None else s.integer("history.days", history, 1, 3660),
         base_url=parse_origin(DEFAULT_BASE_URL, "the default URL") if demo else admin_api_url(env),
-        api_key="" if demo else read_api_key(env, or_demo=True),
         api_timeout=s.duration("api.timeout", "30s"),
         api_max_retries=s.integer("api.max-retries", 5, 0, 20),
         member_label=s.choice("metrics.member-label", "keep", ("keep", "pseudonymize", "drop")),
@@ -267,6 +280,53 @@ def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Con
             write_timeout=s.duration("web.write-timeout", "60s", at_least="100ms"),
         ),
     )
+
+
+def _organizations(
+    s: _Settings, env: dict[str, str] | os._Environ, demo: bool, storage: Path
+) -> tuple[Organization, ...]:
+    """The organizations of the YAML file's `organizations:` list, or the one of the environment's
+    key. Each listed organization's store is `storage.path`'s folder/NAME.db unless it names one."""
+    entries = s.file.get("organizations")
+    if entries is None:
+        key = "" if demo else read_api_key(env, or_demo=True)
+        return (Organization(DEFAULT_ORGANIZATION, key, storage),)
+    where = f"{s.path}: organizations"
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{where} must be a list of organizations, each with a name")
+    organizations: list[Organization] = []
+    for number, entry in enumerate(entries, start=1):
+        at = f"{where}, entry {number}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{at} must be a mapping with a name and an api_key_file")
+        unknown = sorted(set(map(str, entry)) - set(ORGANIZATION_KEYS))
+        if unknown:
+            known = ", ".join(ORGANIZATION_KEYS)
+            raise ConfigError(f"{at} has unknown key(s) {', '.join(unknown)} (known: {known})")
+        name = entry.get("name")
+        if not isinstance(name, str) or not ORGANIZATION_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{at}: name must be lower-case letters, digits, - and _ (like research), "
+                f"not {name!r}"
+            )
+        key = ""
+        if not demo:
+            path = entry.get("api_key_file")
+            if not isinstance(path, str) or not path.strip():
+                raise ConfigError(f"{at} ({name}) needs api_key_file, the file holding its key")
+            key = read_secret_file(path.strip(), f"{where}: {name}: api_key_file")
+        own = entry.get("storage.path")
+        organizations.append(
+            Organization(name, key, Path(str(own)) if own else storage.parent / f"{name}.db")
+        )
+    for what, values in (
+        ("name", [o.name for o in organizations]),
+        ("storage.path", [str(o.storage_path.resolve()) for o in organizations]),
+    ):
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ConfigError(f"{where}: two organizations have the same {what} {repeated[0]!r}")
+    return tuple(organizations)
 
 
 class _Settings:
@@ -329,20 +389,25 @@ def read_api_key(env: dict[str, str] | os._Environ, or_demo: bool = False) -> st
     key = env.get("ANTHROPIC_ADMIN_API_KEY", "").strip()
     path = env.get("ANTHROPIC_ADMIN_API_KEY_FILE", "").strip()
     if not key and path:
-        try:
-            key = Path(path).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read ANTHROPIC_ADMIN_API_KEY_FILE {path!r}: {exc.strerror}"
-            ) from exc
-        if not key:
-            raise ConfigError(f"ANTHROPIC_ADMIN_API_KEY_FILE {path!r} is empty")
+        key = read_secret_file(path, "ANTHROPIC_ADMIN_API_KEY_FILE")
     if not key:
         raise ConfigError(
             "no Admin API key: set ANTHROPIC_ADMIN_API_KEY or ANTHROPIC_ADMIN_API_KEY_FILE"
             + (", or run with --demo" if or_demo else "")
         )
     return key
+
+
+def read_secret_file(path: str, setting: str) -> str:
+    """A secret held in a file (its surrounding white space dropped); `setting` names the file's
+    origin in the error."""
+    try:
+        secret = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {setting} {path!r}: {exc.strerror}") from exc
+    if not secret:
+        raise ConfigError(f"{setting} {path!r} is empty")
+    return secret
 
 
 def _web_config(path: object) -> WebConfig | None:

@@ -103,6 +103,14 @@ class Member:
     added_at: str
 
 
+@dataclass(frozen=True)
+class Organization:
+    """`GET /v1/organizations/me`: the key's organization."""
+
+    id: str
+    name: str
+
+
 @dataclass
 class UsersPage:
     members: list[Member]
@@ -311,6 +319,18 @@ def parse_users_page(payload: object) -> UsersPage:
             )
         )
     return UsersPage(members, has_more, last_id)
+
+
+def parse_organization(payload: object) -> Organization:
+    """The organization's id and name; the name falls back to the id when it is missing."""
+    if not isinstance(payload, dict):
+        raise PageError("organization is not a JSON object")
+    org_id, name = payload.get("id"), payload.get("name")
+    if not isinstance(org_id, str) or not 0 < len(org_id) <= MAX_ORGANIZATION_ID:
+        raise PageError("organization has no usable 'id'")
+    if not isinstance(name, str) or not name.strip():
+        name = org_id
+    return Organization(org_id, " ".join(name.split())[:200])
 
 
 def _required(obj: dict, key: str) -> object:

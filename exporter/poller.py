@@ -27,15 +27,18 @@ from .collector import (
     Settings,
     data_families,
     exporter_families,
+    organization_labels,
     render,
 )
-from .parse import UsageRecord, implausible
+from .config import DEFAULT_ORGANIZATION
+from .parse import Organization, UsageRecord, implausible
 from .store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
 LAST_SUCCESS_KEY = "last_success"
 ORGANIZATION_KEY = "organization_id"
+ORGANIZATION_NAME_KEY = "organization_name"
 GZIP_LEVEL = 6
 # Successful requests republish the exporter's series at most this often (seconds); failures and
 # the poll's start and end republish at once.
@@ -73,7 +76,10 @@ class Poller:
         settings: Settings,
         clock: Clock = utc_now,
         poll_timeout: float | None = None,
+        name: str = DEFAULT_ORGANIZATION,
     ):
+        # The configured name of the organization: the `organization` a scrape asks for.
+        self.name = name
         self.client = client
         self.store = store
         self.history_days = history_days
@@ -83,8 +89,10 @@ class Poller:
         self.poll_timeout = poll_timeout
         self.stats = ExporterStats(counters=store.counters(), last_success=_last_success(store))
         self.members = MemberLabels(settings.member_label, store.secret())
-        # The organization the usage records name, kept across restarts; None until one arrives.
+        # The organization's id and name from the API (`/v1/organizations/me`, else the id the
+        # usage records name), kept across restarts; None until the API has given them.
         self.organization_id = store.meta(ORGANIZATION_KEY)
+        self.organization_name = store.meta(ORGANIZATION_NAME_KEY)
         self.ready = threading.Event()
         self.exposition = Exposition(b"", b"")
         self._data = Exposition(b"", b"")
@@ -154,9 +162,13 @@ class Poller:
         if self.poll_timeout is not None:
             self.client.deadline = started + self.poll_timeout
         try:
-            members_ok = self._refresh_members()
-            days_ok = self._refresh_days(today)
-            ok = members_ok and days_ok
+            org_ok = self._refresh_organization()
+            if org_ok is None:
+                ok = False
+            else:
+                members_ok = self._refresh_members()
+                days_ok = self._refresh_days(today)
+                ok = org_ok and members_ok and days_ok
         except StoreError as exc:
             self._store_failed("poll stopped", exc)
             ok = False
@@ -188,6 +200,8 @@ class Poller:
                 self.store.set_meta(LAST_SUCCESS_KEY, repr(self.stats.last_success))
             if self.organization_id is not None:
                 self.store.set_meta(ORGANIZATION_KEY, self.organization_id)
+            if self.organization_name is not None:
+                self.store.set_meta(ORGANIZATION_NAME_KEY, self.organization_name)
         except StoreError as exc:
             self._store_failed("counters not saved", exc)
 
@@ -201,6 +215,32 @@ class Poller:
         """Part of the poll failed for good: `up` says so now, not when the poll ends."""
         self.stats.up = False
         self.publish()
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The organization labels of every series; the configured name until the API names it."""
+        return organization_labels(self.organization_id, self.organization_name or self.name)
+
+    def _refresh_organization(self) -> bool | None:
+        """Read the key's organization. False when it could not be read (the poll goes on: the
+        labels keep their last values); None when the key belongs to another organization than
+        the one whose data the store holds, so that nothing of it may be fetched into this store."""
+        try:
+            org = identify(self.client, self.store, self.name)
+        except ApiError as exc:
+            log.error("organization not read: %s", exc)
+            self._gave_up()
+            return False
+        except WrongOrganization as exc:
+            log.error("%s; nothing was fetched", exc)
+            self._gave_up()
+            return None
+        if org is not None:  # else the API does not serve it, and the usage records name the id
+            named = (self.organization_id, self.organization_name) != (org.id, org.name)
+            self.organization_id, self.organization_name = org.id, org.name
+            if named:  # a first poll or a renamed organization: relabel the data series too
+                self.render()
+        return True
 
     def _refresh_members(self) -> bool:
         try:
@@ -235,7 +275,7 @@ class Poller:
             except StoreError as exc:
                 self._store_failed(f"{day} not stored", exc)
                 return False
-            self.organization_id = fetched.organization_id or self.organization_id
+            self.organization_id = self.organization_id or fetched.organization_id
             self.stats.inc("records_ingested", len(fetched.records))
             for reason, count in fetched.rejected.items():
                 self.stats.inc("records_rejected", count, reason=reason)
@@ -258,7 +298,8 @@ class Poller:
             fetched = self.store.fetched_days()
             self.stats.oldest_day = day_start(min(fetched)) if fetched else None
             # A generator: each family is rendered and dropped before the next is computed.
-            body = render(data_families(self.store, today, self.settings, self.members))
+            families = data_families(self.store, today, self.settings, self.members)
+            body = render(families, self.labels)
             self._data = Exposition(body, gzip.compress(body, compresslevel=GZIP_LEVEL))
             self._rendered_from_store = True
         except StoreError as exc:
@@ -271,7 +312,7 @@ class Poller:
 
         The gzipped exposition is two gzip members, the data's compressed once per poll and the
         exporter's; a gzip reader reads concatenated members as one stream (RFC 1952)."""
-        own = render(exporter_families(self.stats))
+        own = render(exporter_families(self.stats), self.labels)
         data = self._data
         self._published = time.monotonic()
         self.exposition = Exposition(
@@ -292,6 +333,28 @@ class Poller:
             now = self.clock()
             next_day = midnight(now.date() + timedelta(days=1))
             stop.wait(min(interval, (next_day - now).total_seconds() + 1))
+
+
+class WrongOrganization(Exception):
+    """The key belongs to another organization than the one whose data the store holds."""
+
+
+def identify(client: AdminClient, store: Store, name: str) -> Organization | None:
+    """The organization the key of `name` belongs to (`/v1/organizations/me`), remembered in the
+    store; None where the API does not serve it. Raises `WrongOrganization` rather than let one
+    organization's data into a store that holds another's."""
+    org = client.organization()
+    if org is None:
+        return None
+    known = store.meta(ORGANIZATION_KEY)
+    if known not in (None, org.id):
+        raise WrongOrganization(
+            f"the store {store.path} holds the data of organization {known}, but the key of "
+            f"{name!r} belongs to organization {org.id}: give each organization its own store"
+        )
+    store.set_meta(ORGANIZATION_KEY, org.id)
+    store.set_meta(ORGANIZATION_NAME_KEY, org.name)
+    return org
 
 
 def _last_success(store: Store) -> float | None:

@@ -28,7 +28,7 @@ import sys
 import threading
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -42,6 +42,7 @@ from .clock import DATA_DELAY, Clock, as_utc, frozen, midnight, utc_now
 
 USAGE_PATH = "/v1/organizations/usage_report/claude_code"
 USERS_PATH = "/v1/organizations/users"
+ORGANIZATION_PATH = "/v1/organizations/me"
 HEALTH_PATH = "/-/healthy"
 FAULTS_PATH = "/-/faults"
 API_VERSIONS = ("2023-01-01", "2023-06-01")
@@ -238,6 +239,8 @@ class SimulatedOrganization:
         api_keys: int | None = None,
         now: Clock | None = None,
         spend_spike: SpendSpike | None = None,
+        name: str | None = None,
+        people_seed: int | None = None,
     ):
         if members < 0 or (api_keys is not None and api_keys < 0):
             raise ValueError("members and api_keys cannot be negative")
@@ -245,12 +248,13 @@ class SimulatedOrganization:
         self.now: Clock = now or utc_now
         self.spend_spike = spend_spike
         self.organization_id = str(uuid.UUID(int=random.Random(seed).getrandbits(128), version=4))
+        self.name = name or f"Simulated organization {seed}"
         self.requests: collections.Counter = collections.Counter()
         self.before_request: list[RequestHook] = []
         self.faults = Faults()
         self._lock = threading.Lock()
         self._anchor = as_utc(self.now()).date()
-        self._users, user_actors = _make_users(seed, members, self._anchor)
+        self._users, user_actors = _make_users(seed, members, self._anchor, people_seed)
         key_count = max(1, round(members / 12)) if api_keys is None else api_keys
         api_actors = _make_api_actors(seed, key_count, self._anchor, len(user_actors))
         self._actors = user_actors + api_actors
@@ -399,14 +403,22 @@ def _role_list(count: int, rng: random.Random) -> list[str]:
     return ["primary_owner", *rest]
 
 
-def _make_users(seed: int, count: int, anchor: date) -> tuple[list[dict], list[_Actor]]:
+def _make_users(
+    seed: int, count: int, anchor: date, people_seed: int | None = None
+) -> tuple[list[dict], list[_Actor]]:
+    """The members: names (so emails) from `people_seed`, everything else from `seed`. Two
+    organizations of one `people_seed` share people (the smaller one's all), with their own roles
+    and habits in each, as one company's organizations do."""
     rng = random.Random(f"users:{seed}")
     roles = _role_list(count, rng)
     taken: set[str] = set()
     users, actors = [], []
     for index, role in enumerate(roles):
         member_rng = random.Random(_mix(seed, 0, index))
-        name = f"{member_rng.choice(FIRST_NAMES)} {member_rng.choice(LAST_NAMES)}"
+        name_rng = member_rng
+        if people_seed is not None and people_seed != seed:
+            name_rng = random.Random(_mix(people_seed, 0, index))
+        name = f"{name_rng.choice(FIRST_NAMES)} {name_rng.choice(LAST_NAMES)}"
         email = _unique_email(name, taken)
         joined = anchor - timedelta(days=1000 if role == "primary_owner" else _join_age(member_rng))
         users.append(_user_object(member_rng, name, email, role, joined))
@@ -864,9 +876,18 @@ def error_response(status: int, error_type: str, message: str) -> flask.Response
 
 
 def create_app(
-    org: SimulatedOrganization, api_key: str | None = None, fault_control: bool = False
+    orgs: SimulatedOrganization | Mapping[str, SimulatedOrganization],
+    api_key: str | None = None,
+    fault_control: bool = False,
 ) -> flask.Flask:
-    """The API app; with `fault_control`, faults can be switched over HTTP at /-/faults."""
+    """The API app; with `fault_control`, faults can be switched over HTTP at /-/faults.
+
+    `orgs` is one organization, served to `api_key` (or to any key when it is None), or several,
+    each served to its own key as the real API tells organizations apart: by the key. Fault
+    control and request hooks act on the first of several."""
+    by_key = dict(orgs) if isinstance(orgs, Mapping) else {}
+    first = next(iter(by_key.values())) if by_key else orgs
+    assert isinstance(first, SimulatedOrganization)
     app = flask.Flask("exporter.simulator")
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
@@ -874,12 +895,17 @@ def create_app(
     def gate() -> flask.Response | None:
         if flask.request.path in (HEALTH_PATH, FAULTS_PATH):
             return None
+        given = flask.request.headers.get("x-api-key") or ""
+        org = by_key.get(given, first) if by_key else first
         _count(org, flask.request)
         for hook in list(org.before_request):
             response = hook(flask.request)
             if response is not None:
                 return response
-        _check_credentials(flask.request, api_key)
+        if by_key and given not in by_key:
+            raise ApiFailure(401, "authentication_error", "invalid x-api-key")
+        _check_credentials(flask.request, given if by_key else api_key)
+        flask.g.org = org
         flask.g.faults = _faults_for(org, flask.request)
         return _fail_request(flask.g.faults)
 
@@ -890,7 +916,7 @@ def create_app(
     @app.get(USAGE_PATH)
     def usage_report() -> flask.Response:
         faults = flask.g.faults
-        page = _usage_page(org, flask.request.args, faults)
+        page = _usage_page(flask.g.org, flask.request.args, faults)
         if faults:
             page = copy.deepcopy(page)  # the records are shared with the view cache
             _damage_records(page, faults)
@@ -898,14 +924,19 @@ def create_app(
 
     @app.get(USERS_PATH)
     def list_users() -> flask.Response:
-        return _json_answer(_users_page(org, flask.request.args), flask.g.faults)
+        return _json_answer(_users_page(flask.g.org, flask.request.args), flask.g.faults)
+
+    @app.get(ORGANIZATION_PATH)
+    def organization() -> flask.Response:
+        org = flask.g.org
+        return flask.jsonify({"id": org.organization_id, "type": "organization", "name": org.name})
 
     if fault_control:
-        _add_fault_control(app, org)
+        _add_fault_control(app, first)
 
     @app.get(USERS_PATH + "/<user_id>")
     def get_user(user_id: str) -> flask.Response:
-        user = next((u for u in org.users() if u["id"] == user_id), None)
+        user = next((u for u in flask.g.org.users() if u["id"] == user_id), None)
         if user is None:
             raise ApiFailure(404, "not_found_error", f"no user with id {user_id!r}")
         return flask.jsonify(user)
@@ -957,6 +988,8 @@ def _count(org: SimulatedOrganization, request: flask.Request) -> None:
         org.count_request("claude_code_usage", request.args.get("starting_at"))
     elif request.path == USERS_PATH or request.path.startswith(USERS_PATH + "/"):
         org.count_request("users", None)
+    elif request.path == ORGANIZATION_PATH:
+        org.count_request("organization", None)
 
 
 def _check_credentials(request: flask.Request, api_key: str | None) -> None:
@@ -1084,18 +1117,18 @@ class SimulatorServer:
 
     def __init__(
         self,
-        org: SimulatedOrganization,
+        orgs: SimulatedOrganization | Mapping[str, SimulatedOrganization],
         host: str,
         port: int,
         api_key: str | None,
         fault_control: bool = False,
     ):
-        self.org = org
+        self.org = next(iter(orgs.values())) if isinstance(orgs, Mapping) else orgs
         with _listening_socket(host, port) as listener:
             self._server: BaseWSGIServer = make_server(
                 host,
                 port,
-                create_app(org, api_key, fault_control),
+                create_app(orgs, api_key, fault_control),
                 threaded=True,
                 request_handler=_QuietHandler,
                 fd=listener.fileno(),
@@ -1123,13 +1156,14 @@ class SimulatorServer:
 
 
 def serve(
-    org: SimulatedOrganization,
+    orgs: SimulatedOrganization | Mapping[str, SimulatedOrganization],
     host: str = "127.0.0.1",
     port: int = 0,
     api_key: str | None = None,
     fault_control: bool = False,
 ) -> SimulatorServer:
-    return SimulatorServer(org, host, port, api_key, fault_control)
+    """Serve one organization (to `api_key`, or any key) or several (each to its own key)."""
+    return SimulatorServer(orgs, host, port, api_key, fault_control)
 
 
 # --- Command line ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import threading
 from flask import Flask
 
 from .app import create_app
-from .cli import PROG, Parser, UsageError, build_poller, sentence, setup_logging
+from .cli import PROG, Parser, UsageError, build_pollers, sentence, setup_logging
 from .config import ConfigError, add_arguments, load
 
 
@@ -40,17 +40,25 @@ def create(args: str | None = None) -> Flask:
             )
         )
     setup_logging(config.log_level)
-    poller, close = build_poller(config)
+    pollers, close = build_pollers(config)
     stop = threading.Event()
-    thread = threading.Thread(
-        target=poller.run, args=(stop, config.poll_interval), name="poller", daemon=True
-    )
-    thread.start()
+    threads = [
+        threading.Thread(
+            target=poller.run,
+            args=(stop, config.poll_interval),
+            name=f"poller-{poller.name}",
+            daemon=True,
+        )
+        for poller in pollers
+    ]
+    for thread in threads:
+        thread.start()
 
     def shutdown() -> None:
         stop.set()
-        thread.join(timeout=10)
+        for thread in threads:
+            thread.join(timeout=10)
         close()
 
     atexit.register(shutdown)
-    return create_app(poller, config.web, demo=config.demo)
+    return create_app(pollers, config.web, demo=config.demo)

@@ -30,7 +30,7 @@ def error_body(kind: str, message: str) -> bytes:
 def fixtures_on(folder: Path, days: dict[str, date]) -> Path:
     """The fixture pages in `folder`, with each fixture day in `days` moved to the date it maps
     to, so a test at any instant (or at the real one) serves the hand-written days it needs."""
-    for page in FIXTURES.glob("users_page*.json"):
+    for page in [*FIXTURES.glob("users_page*.json"), FIXTURES / "organization.json"]:
         shutil.copy(page, folder / page.name)
     for source, target in days.items():
         for page in FIXTURES.glob(f"usage_{source}_page*.json"):
@@ -50,12 +50,16 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeAdminApi:
-    """Serves `usage_<day>_page<N>.json` and `users_page<N>.json`; any other day is empty."""
+    """Serves `usage_<day>_page<N>.json` and `users_page<N>.json`; any other day is empty. Serves
+    `/v1/organizations/me` from `organization.json` when the folder holds one, else answers 404,
+    as an API without that endpoint would."""
 
     def __init__(self, api_key: str, fixtures: Path = FIXTURES):
         self.api_key = api_key
         self.usage = self._pages(fixtures, "usage_")
         self.users = [json.loads(p.read_text()) for p in sorted(fixtures.glob("users_page*.json"))]
+        me = fixtures / "organization.json"
+        self.organization: dict | None = json.loads(me.read_text()) if me.is_file() else None
         self.calls: Counter = Counter()
         self.faults: list[tuple[int, dict, bytes]] = []  # served, in order, before real answers
         self.hang = threading.Event()  # while set, every request waits until cleared
@@ -101,6 +105,9 @@ class FakeAdminApi:
         if path == "/v1/organizations/users":
             self.calls[("users", None)] += 1
             return 200, {}, json.dumps(self._users_page(query)).encode()
+        if path == "/v1/organizations/me" and self.organization is not None:
+            self.calls[("organization", None)] += 1
+            return 200, {}, json.dumps(self.organization).encode()
         return 404, {}, error_body("not_found_error", "no such endpoint")
 
     @staticmethod

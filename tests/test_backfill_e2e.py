@@ -204,7 +204,9 @@ def assert_per_day(actual: dict[date, float], expected: dict[date, float | Decim
 
 def test_the_backfill_fetches_each_day_it_needs_exactly_once(backfilled, since, today):
     _, _, requests_made = backfilled
-    usage = {day: n for (endpoint, day), n in requests_made.items() if endpoint != "users"}
+    usage = {
+        day: n for (endpoint, day), n in requests_made.items() if endpoint == "claude_code_usage"
+    }
     first = context_start(since)
     expected = {str(first + timedelta(days=n)): 1 for n in range((today - first).days)}
     assert usage == expected
@@ -382,7 +384,9 @@ def test_an_interrupted_backfill_resumes_without_fetching_a_day_twice(frozen_now
         second = backfill(org, *args, stderr=subprocess.PIPE)
         _, err = second.communicate(timeout=120)
         assert second.returncode == 0, err
-    usage = {day: n for (endpoint, day), n in org.requests.items() if endpoint != "users"}
+    usage = {
+        day: n for (endpoint, day), n in org.requests.items() if endpoint == "claude_code_usage"
+    }
     first_day = context_start(since)
     days = (frozen_now.date() - first_day).days
     assert usage == {str(first_day + timedelta(days=n)): 1 for n in range(days)}

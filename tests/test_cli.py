@@ -70,7 +70,9 @@ def test_an_unreadable_key_file_is_one_sentence(tmp_path):
 def test_the_key_is_read_from_a_file(tmp_path):
     path = tmp_path / "key"
     path.write_text(TEST_KEY + "\n")
-    assert parse(env={"ANTHROPIC_ADMIN_API_KEY_FILE": str(path)}).api_key == TEST_KEY
+    assert (
+        parse(env={"ANTHROPIC_ADMIN_API_KEY_FILE": str(path)}).organizations[0].api_key == TEST_KEY
+    )
 
 
 def test_the_config_repr_never_shows_the_key():
@@ -95,8 +97,8 @@ def test_an_unknown_yaml_setting_is_refused(tmp_path):
 def test_defaults_keep_off_claude_codes_own_port_and_use_a_demo_store():
     config = parse("--demo", env={})
     assert config.listen_port == 9687 and config.listen_port != 9464
-    assert str(config.storage_path).endswith("demo.db")
-    assert config.api_key == ""
+    assert str(config.organizations[0].storage_path).endswith("demo.db")
+    assert config.organizations[0].api_key == ""
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from exporter.collector import (
     Settings,
     data_families,
     exporter_families,
+    organization_labels,
     render,
 )
 from exporter.parse import parse_usage_page, parse_users_page
@@ -24,6 +25,8 @@ from exposition import samples, series
 GOLDEN = FIXTURES / "golden" / "exposition.prom"
 TODAY = date(2026, 1, 16)
 P = "claude_code_analytics"
+# What the fixture records name, and the name `/v1/organizations/me` gives it.
+ORGANIZATION = organization_labels("dc9f6c26-b22c-4831-8d01-0446bada88f1", "Example Org")
 
 
 @pytest.fixture
@@ -43,7 +46,7 @@ def store(tmp_path):
 
 def exposition(store, mode="keep", member_models=False) -> bytes:
     labels = MemberLabels(mode, b"fixed-test-secret")
-    return render(data_families(store, TODAY, Settings(mode, member_models), labels))
+    return render(data_families(store, TODAY, Settings(mode, member_models), labels), ORGANIZATION)
 
 
 def test_data_exposition_matches_the_golden_file(store):
@@ -57,7 +60,7 @@ def test_promtool_accepts_the_whole_exposition(store, tmp_path):
     stats = ExporterStats(up=True, last_success=1.0, poll_duration=0.5, oldest_day=0.0)
     stats.inc("api_requests", endpoint="users", code="200")
     stats.inc("records_rejected", 2, reason="wrong_type")
-    body = exposition(store) + render(exporter_families(stats))
+    body = exposition(store) + render(exporter_families(stats), ORGANIZATION)
     result = subprocess.run(
         ["promtool", "check", "metrics"], input=body, capture_output=True, check=False
     )

@@ -40,6 +40,9 @@ def fixture_days(folder: Path, today: datetime, organization: str = ORGANIZATION
     for page in folder.glob("usage_*.json"):
         text = page.read_text().replace(json.dumps(ORGANIZATION), json.dumps(organization))
         page.write_text(text)
+    if organization != ORGANIZATION:  # `/v1/organizations/me` names it, and by the same name
+        me = {"id": organization, "type": "organization", "name": organization}
+        (folder / "organization.json").write_text(json.dumps(me))
     return folder
 
 
@@ -61,7 +64,7 @@ def page(poller: Poller, demo: bool = False) -> str:
 
 def test_before_the_first_poll_the_page_says_never_and_not_ready(poller):
     text = page(poller)
-    assert "<tr><th>Last successful poll</th><td>never</td></tr>" in text
+    assert "<td>never</td>" in text
     assert LOADING in text
     assert "Not known yet" in text
 
@@ -98,11 +101,19 @@ def test_the_same_facts_come_as_json_when_asked(poller):
     assert response.mimetype == "application/json"
     assert response.json == {
         "source": "demo",
-        "organization_id": ORGANIZATION,
-        "last_success": "2026-01-16T12:00:00Z",
-        "last_success_age_seconds": 7200,
         "ready": True,
         "version": __version__,
+        "organizations": [
+            {
+                "name": "default",
+                "organization_id": ORGANIZATION,
+                "organization_name": "Example Org",
+                "metrics_path": "/metrics",
+                "last_success": "2026-01-16T12:00:00Z",
+                "last_success_age_seconds": 7200,
+                "ready": True,
+            }
+        ],
     }
 
 
@@ -166,10 +177,11 @@ def test_a_running_exporter_shows_never_then_the_first_poll(tmp_path, api_today,
         exporter.wait_ready("/-/ready")
         after = get(exporter.url, headers=JSON).json()
         text = get(exporter.url).text
-    assert (before["last_success"], before["ready"]) == (None, False)
+    (org_before,), (org_after,) = before["organizations"], after["organizations"]
+    assert (org_before["last_success"], before["ready"]) == (None, False)
     assert before["source"] == "admin_api" and before["version"] == __version__
-    assert after["ready"] and 0 <= after["last_success_age_seconds"] < 60
-    assert f"{after['last_success']} (just now)" in text
+    assert after["ready"] and 0 <= org_after["last_success_age_seconds"] < 60
+    assert f"{org_after['last_success']} (just now)" in text
     assert READY in text
     assert ADMIN_API in text
 
@@ -200,7 +212,8 @@ def test_the_page_stays_open_and_names_no_member_no_key_and_no_hash(protected, h
     assert requests.get(protected.url + "/metrics", timeout=5).status_code == 401
     text = get(protected.url).text
     facts = get(protected.url, headers=JSON)
-    assert facts.json()["organization_id"] == HOSTILE  # the page is filled in
+    (org,) = facts.json()["organizations"]
+    assert org["organization_id"] == org["organization_name"] == HOSTILE  # the page is filled in
     for secret in (*NEVER, hashed):
         assert secret not in text
         assert secret not in facts.text
@@ -214,5 +227,6 @@ def test_a_demo_exporter_says_its_data_is_simulated(tmp_path):
         facts = get(exporter.url, headers=JSON).json()
         text = get(exporter.url).text
     assert facts["source"] == "demo" and facts["ready"]
-    assert facts["organization_id"]  # the simulated organization's, from its records
+    (org,) = facts["organizations"]
+    assert org["organization_id"] and org["organization_name"]  # /v1/organizations/me's
     assert SIMULATED in text

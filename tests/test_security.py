@@ -115,8 +115,8 @@ def test_the_key_is_not_in_the_repr_of_the_config_or_the_client():
     parser = cli.Parser()
     add_arguments(parser)
     config = load(parser.parse_args([]), {"ANTHROPIC_ADMIN_API_KEY": TEST_KEY})
-    client = AdminClient("http://127.0.0.1:9", config.api_key)
-    assert config.api_key == TEST_KEY
+    client = AdminClient("http://127.0.0.1:9", config.organizations[0].api_key)
+    assert config.organizations[0].api_key == TEST_KEY
     assert TEST_KEY not in repr(config) and TEST_KEY not in repr(client)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 
@@ -12,6 +13,8 @@ import yaml
 from certs import LOCALHOST, Authority
 from exporter.wsgi import create
 from procs import Proc, free_port
+
+UP = re.compile(r"^claude_code_analytics_exporter_up\{[^}]*\} 1\.0$", re.MULTILINE)
 
 
 @pytest.mark.e2e
@@ -33,10 +36,10 @@ def test_waitress_serve_runs_the_exporter_from_exporter_args(tmp_path):
     with Proc("waitress", cmd, port, tmp_path / "waitress.log", env=env).wait_ready("/-/ready"):
         deadline = time.monotonic() + 10
         body = ""
-        while "claude_code_analytics_exporter_up 1.0" not in body and time.monotonic() < deadline:
+        while UP.search(body) is None and time.monotonic() < deadline:
             body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
             time.sleep(0.2)
-    assert "claude_code_analytics_exporter_up 1.0" in body
+    assert UP.search(body) is not None
     assert "claude_code_analytics_month_to_date_cost_usd{" in body
 
 
