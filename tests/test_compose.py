@@ -287,7 +287,7 @@ def python_shim(tmp_path: Path) -> str:
     return f"{bin_dir}:/usr/bin:/bin"
 
 
-def start_entrypoint(tmp_path: Path, env: dict[str, str]) -> Proc:
+def start_entrypoint(tmp_path: Path, env: dict[str, str], *args: str) -> Proc:
     """Run the entrypoint as the image would, with this checkout's exporter as `python`."""
     port = free_port()
     full_env = {
@@ -296,7 +296,7 @@ def start_entrypoint(tmp_path: Path, env: dict[str, str]) -> Proc:
         "EXPORTER_DATA_DIR": str(tmp_path),
         **env,
     }
-    cmd = ["sh", str(ENTRYPOINT), f"--web.listen-address=127.0.0.1:{port}"]
+    cmd = ["sh", str(ENTRYPOINT), f"--web.listen-address=127.0.0.1:{port}", *args]
     return Proc("entrypoint", cmd, port, tmp_path / "entrypoint.log", env=full_env)
 
 

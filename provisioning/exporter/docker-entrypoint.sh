@@ -4,7 +4,9 @@
 # With an Admin API key (ANTHROPIC_ADMIN_API_KEY, or a file named by ANTHROPIC_ADMIN_API_KEY_FILE)
 # it serves the real organization; without one it serves the built-in simulated organization
 # (--demo), so that `docker compose up` shows populated dashboards before anyone has a key.
-# The two keep separate stores, so simulated data never mixes with real data.
+# The two keep separate stores, so simulated data never mixes with real data. With
+# EXPORTER_CONFIG_FILE (several organizations, docs/organizations.md) that file says everything:
+# the organizations, their key files and stores, or `demo: true`.
 #
 #   docker-entrypoint.sh [FLAGS]        serve /metrics
 #   docker-entrypoint.sh backfill-once  write the last BACKFILL_DAYS days (default 60) into
@@ -20,7 +22,9 @@ prometheus_dir="${PROMETHEUS_DATA_DIR:-/prometheus}"
 [ -n "${ANTHROPIC_ADMIN_API_KEY:-}" ] || unset ANTHROPIC_ADMIN_API_KEY
 [ -n "${ANTHROPIC_ADMIN_API_KEY_FILE:-}" ] || unset ANTHROPIC_ADMIN_API_KEY_FILE
 
-if [ -n "${ANTHROPIC_ADMIN_API_KEY:-}${ANTHROPIC_ADMIN_API_KEY_FILE:-}" ]; then
+if [ -n "${EXPORTER_CONFIG_FILE:-}" ]; then
+    mode=configured
+elif [ -n "${ANTHROPIC_ADMIN_API_KEY:-}${ANTHROPIC_ADMIN_API_KEY_FILE:-}" ]; then
     mode=real
 else
     mode=demo
@@ -41,6 +45,8 @@ backfill_once() {
     echo "entrypoint: writing the $mode history since $since into $prometheus_dir" >&2
     if [ "$mode" = demo ]; then
         set -- --demo "$@"
+    elif [ "$mode" = configured ]; then
+        set -- --config.file="$EXPORTER_CONFIG_FILE" "$@"
     fi
     python -m exporter backfill "$@" --since "$since" --output "$prometheus_dir" \
         --storage.path="$store/backfill.db"
@@ -58,6 +64,10 @@ case "${1:-}" in
     *) exec python -m exporter "$@" ;;
 esac
 
+if [ "$mode" = configured ]; then
+    echo "entrypoint: serving the organizations of $EXPORTER_CONFIG_FILE" >&2
+    exec python -m exporter --config.file="$EXPORTER_CONFIG_FILE" "$@"
+fi
 if [ "$mode" = real ]; then
     echo "entrypoint: an Admin API key is set: serving the real organization" >&2
     exec python -m exporter --storage.path="$data_dir/claude-code-analytics.db" "$@"
