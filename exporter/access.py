@@ -127,8 +127,31 @@ class Change:
     email: str
 
 
+@dataclass(kw_only=True)
+class Findings:
+    """What matching the Console's members to Grafana's accounts found besides the matches."""
+
+    no_account: list[str] = field(default_factory=list)
+    denied: list[tuple[str, str]] = field(default_factory=list)
+    unknown_roles: list[tuple[str, str]] = field(default_factory=list)
+    ambiguous: list[Ambiguity] = field(default_factory=list)
+
+    def describe_findings(self) -> list[str]:
+        lines = []
+        if self.no_account:
+            lines.append("Allowed, but no Grafana account yet: " + ", ".join(self.no_account))
+        if self.unknown_roles:
+            lines.append("Unknown role, so no access: " + _pairs(self.unknown_roles))
+        if self.denied:
+            lines.append("Role without analytics access: " + _pairs(self.denied))
+        if self.ambiguous:
+            lines.append("Ambiguous emails, so no access for these Grafana accounts:")
+            lines += [f"  {_describe_ambiguity(a)}" for a in self.ambiguous]
+        return lines
+
+
 @dataclass
-class Plan:
+class Plan(Findings):
     folder_uid: str
     create_teams: list[str] = field(default_factory=list)
     remove: list[Change] = field(default_factory=list)
@@ -137,10 +160,6 @@ class Plan:
     permissions_after: dict[str, int] = field(default_factory=dict)
     team_ids: dict[str, int] = field(default_factory=dict)
     change_permissions: bool = False
-    no_account: list[str] = field(default_factory=list)
-    denied: list[tuple[str, str]] = field(default_factory=list)
-    unknown_roles: list[tuple[str, str]] = field(default_factory=list)
-    ambiguous: list[Ambiguity] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -157,20 +176,41 @@ class Plan:
         lines += [f"  add {c.email} to {c.team!r}" for c in self.add]
         if self.empty:
             lines.append("  no change")
-        if self.no_account:
-            lines.append("Allowed, but no Grafana account yet: " + ", ".join(self.no_account))
-        if self.unknown_roles:
-            lines.append("Unknown role, so no access: " + _pairs(self.unknown_roles))
-        if self.denied:
-            lines.append("Role without analytics access: " + _pairs(self.denied))
-        if self.ambiguous:
-            lines.append("Ambiguous emails, so no access for these Grafana accounts:")
-            lines += [f"  {_describe_ambiguity(a)}" for a in self.ambiguous]
-        return lines
+        return lines + self.describe_findings()
+
+
+def allowed_levels(
+    source: UserSource,
+    accounts: Sequence[GrafanaUser],
+    role_map: Mapping[str, str],
+    findings: Findings,
+) -> dict[int, str]:
+    """Each account matched to exactly one member whose role `role_map` maps, and its level
+    (view or edit); what else matching found goes to `findings` (and ambiguities to the log)."""
+    members = [Member(_field(m, "email"), _field(m, "role")) for m in source.list_users()]
+    matches, ambiguous = match(members, accounts)
+    findings.ambiguous += ambiguous
+    levels: dict[int, str] = {}
+    unknown: list[tuple[str, str]] = []
+    for found in matches:
+        email, role = found.member.email, found.member.role
+        level = role_map.get(role)
+        if level is None:
+            (findings.denied if role in KNOWN_ROLES else unknown).append((email, role))
+        elif found.account is not None:
+            levels[found.account.id] = level
+        elif found.ambiguity is None:
+            findings.no_account.append(email)
+    findings.unknown_roles += unknown
+    for email, role in unknown:
+        log.warning("member %s has the unknown role %r and gets no access", email, role)
+    for ambiguity in ambiguous:
+        log.warning("no access because of ambiguous emails: %s", _describe_ambiguity(ambiguity))
+    return levels
 
 
 class AccessSync:
-    def __init__(self, source: UserSource, grafana: GrafanaClient, config: AccessConfig):
+    def __init__(self, source: UserSource | None, grafana: GrafanaClient, config: AccessConfig):
         self.source = source
         self.grafana = grafana
         self.config = config
@@ -180,6 +220,20 @@ class AccessSync:
         plan = Plan(self.config.folder_uid, permissions_after=self.config.teams)
         accounts = self.grafana.org_users()
         desired = self._desired_members(plan, accounts)
+        return self._plan_teams(plan, desired, accounts)
+
+    def plan_for(self, levels: Mapping[int, str], accounts: Sequence[GrafanaUser]) -> Plan:
+        """The plan that gives each account of `levels` the team of its level, and nobody else
+        any; `accounts` name them. Reads Grafana, changes nothing."""
+        plan = Plan(self.config.folder_uid, permissions_after=self.config.teams)
+        desired: dict[str, set[int]] = {name: set() for name in self.config.teams}
+        for account_id, level in levels.items():
+            desired[self.config.team_for(level)].add(account_id)
+        return self._plan_teams(plan, desired, accounts)
+
+    def _plan_teams(
+        self, plan: Plan, desired: Mapping[str, set[int]], accounts: Sequence[GrafanaUser]
+    ) -> Plan:
         teams = {name: self.grafana.find_team(name) for name in self.config.teams}
         plan.create_teams = [name for name, team in teams.items() if team is None]
         plan.team_ids = {name: team.id for name, team in teams.items() if team}
@@ -198,9 +252,9 @@ class AccessSync:
         """Carry out `plan`; on a Grafana error undo what was done and raise `AccessSyncError`."""
         undo: list[tuple[str, Callable[[], None]]] = []
         try:
-            self._apply(plan, undo)
+            self.apply_steps(plan, undo)
         except GrafanaError as exc:
-            failed = self._roll_back(undo)
+            failed = self.roll_back(undo)
             if failed:
                 raise AccessSyncError(
                     f"{exc}; undoing the earlier steps failed too ({failed}): run the sync again"
@@ -227,23 +281,13 @@ class AccessSync:
 
     def _desired_members(self, plan: Plan, accounts: Sequence[GrafanaUser]) -> dict[str, set[int]]:
         """Each team's accounts: those matched to exactly one allowed member, and no others."""
+        if self.source is None:
+            raise AccessSyncError("no source of the organization's members was given")
         desired: dict[str, set[int]] = {name: set() for name in self.config.teams}
-        members = [Member(_field(m, "email"), _field(m, "role")) for m in self.source.list_users()]
-        matches, plan.ambiguous = match(members, accounts)
-        for found in matches:
-            email, role = found.member.email, found.member.role
-            level = self.config.role_map.get(role)
-            if level is None:
-                target = plan.denied if role in KNOWN_ROLES else plan.unknown_roles
-                target.append((email, role))
-            elif found.account is not None:
-                desired[self.config.team_for(level)].add(found.account.id)
-            elif found.ambiguity is None:
-                plan.no_account.append(email)
-        for email, role in plan.unknown_roles:
-            log.warning("member %s has the unknown role %r and gets no access", email, role)
-        for ambiguity in plan.ambiguous:
-            log.warning("no access because of ambiguous emails: %s", _describe_ambiguity(ambiguity))
+        for account_id, level in allowed_levels(
+            self.source, accounts, self.config.role_map, plan
+        ).items():
+            desired[self.config.team_for(level)].add(account_id)
         return desired
 
     def _folder_permissions(self) -> list[Grant]:
@@ -264,7 +308,8 @@ class AccessSync:
             if name in teams
         )
 
-    def _apply(self, plan: Plan, undo: list[tuple[str, Callable[[], None]]]) -> None:
+    def apply_steps(self, plan: Plan, undo: list[tuple[str, Callable[[], None]]]) -> None:
+        """Carry out `plan`, adding to `undo` how to take back each step; raises GrafanaError."""
         g = self.grafana
         ids = dict(plan.team_ids)
         for name in plan.create_teams:
@@ -291,7 +336,7 @@ class AccessSync:
             )
 
     @staticmethod
-    def _roll_back(undo: list[tuple[str, Callable[[], None]]]) -> str:
+    def roll_back(undo: list[tuple[str, Callable[[], None]]]) -> str:
         """Undo in reverse order; returns the first step that failed, or an empty string."""
         for description, step in reversed(undo):
             try:
