@@ -80,6 +80,12 @@ class UserSource(Protocol):
     def list_users(self) -> Sequence[object]: ...
 
 
+class Syncer(Protocol):
+    """A sync the exporter runs on its timer."""
+
+    def run_forever(self, interval: float, stop_event: threading.Event) -> None: ...
+
+
 def parse_role_map(text: str) -> dict[str, str]:
     """`admin=edit,billing=view` into a mapping; roles left out have no access."""
     role_map: dict[str, str] = {}
@@ -387,6 +393,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         help="Console role to team, as role=view|edit pairs; other roles get no access "
         "(default: %(default)s)",
     )
+    from . import orgsync
+
+    orgsync.add_arguments(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -433,7 +442,13 @@ def grafana_from_args(
     return GrafanaClient(origin, token)
 
 
-def from_args(args: argparse.Namespace, source: UserSource) -> AccessSync:
+def from_args(args: argparse.Namespace, source: UserSource) -> Syncer:
+    """The sync the flags ask for: of a dedicated organization's membership with
+    --grafana.org-name (exporter/orgsync.py), else of the folder's teams and permissions."""
+    if args.grafana_org_name:
+        from . import orgsync
+
+        return orgsync.from_args(args, source, config_from_args(args))
     return AccessSync(source, grafana_from_args(args), config_from_args(args))
 
 
@@ -443,7 +458,11 @@ def run(args: argparse.Namespace, client: UserSource) -> int:
     Exits with `EXIT_AMBIGUOUS` when the sync went through but left ambiguous accounts out, so that
     a cron job or a CronJob tells someone to fix the emails."""
     try:
-        sync = from_args(args, client)
+        if args.grafana_org_name:
+            from . import orgsync
+
+            return orgsync.run(args, client, config_from_args(args))
+        sync = AccessSync(client, grafana_from_args(args), config_from_args(args))
     except AccessConfigError as exc:
         report(PROG, exc)
         return 2

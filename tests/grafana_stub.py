@@ -45,7 +45,7 @@ Driving it from a test
         grafana.add_datasource(acme.id, "claude-code-prometheus", "Prometheus", prometheus.url)
         answer = query_data_source(grafana.url, ("ada", "secret"), "claude-code-prometheus",
                                    "up", org_id=acme.id)      # a requests.Response
-        grafana.queryable()    # {(org id, data source uid): logins of who may query it}
+        grafana.queryable()    # {(org id, data source uid, URL): logins who may query it}
 
 `history` and `query_history` hold what `visibility()` and `queryable()` were after each change
 made through the API, in order. `fail()` makes a matching request answer with an error once.
@@ -197,7 +197,7 @@ class GrafanaStub:
         # After each change made through the API, in order: who could open each folder of the
         # main organization, and who could query each data source.
         self.history: list[dict[str, frozenset[str]]] = []
-        self.query_history: list[dict[tuple[int, str], frozenset[str]]] = []
+        self.query_history: list[dict[tuple[int, str, str], frozenset[str]]] = []
         self._failures: list[Failure] = []
         self._ids = itertools.count(1)
         self._org_ids = itertools.count(MAIN_ORG + 1)
@@ -325,12 +325,13 @@ class GrafanaStub:
             for f in self.orgs[org_id].folders.values()
         }
 
-    def queryable(self) -> dict[tuple[int, str], frozenset[str]]:
-        """Each data source, as (organization id, uid), and the logins that may query it."""
+    def queryable(self) -> dict[tuple[int, str, str], frozenset[str]]:
+        """Each data source, as (organization id, uid, URL), and the logins that may query it:
+        a data source pointed elsewhere counts as another one, since it shows other data."""
         return {
-            (org.id, uid): frozenset(self.users[u].login for u in org.members)
+            (org.id, uid, source.url): frozenset(self.users[u].login for u in org.members)
             for org in self.orgs.values()
-            for uid in org.datasources
+            for uid, source in org.datasources.items()
         }
 
     def snapshot(self) -> tuple:
