@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -150,15 +151,15 @@ class GrafanaClient:
     def all_users(self) -> list[GrafanaUser]:
         """Every account of the Grafana server, in every organization or none (server admin)."""
         users: list[GrafanaUser] = []
-        for page in range(1, 1_000_000):
+        for page in itertools.count(1):
             found = self._request(
                 "GET", "/api/users/search", params={"perpage": USERS_PER_PAGE, "page": page}
             )
             batch = found.get("users") if isinstance(found, dict) else None
             users += [_account(u) for u in _list(batch, "/api/users/search")]
             if not batch or len(users) >= int(found.get("totalCount") or 0):
-                break
-        return users
+                return users
+        raise AssertionError("unreachable")
 
     def find_org(self, name: str) -> Org | None:
         """The organization with this name, if there is one (server admin)."""

@@ -83,7 +83,7 @@ class DataSource:
     url: str
     uid: str = DEFAULT_DATASOURCE_UID
     name: str = DEFAULT_DATASOURCE_NAME
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold a secret
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -471,25 +471,26 @@ class OrgSync:
         """Add, remove or re-role one member, and record how to take it back."""
         g = self.grafana
         if not change.before:
-            added = g.add_org_member(org_id, change.login, change.role)
-            if added != change.user_id:
-                # Grafana finds `loginOrEmail` regardless of case: another account answered.
-                g.remove_org_member(org_id, added)
-                raise GrafanaError(
-                    f"Grafana added user {added} for the login {change.login!r} of user "
-                    f"{change.user_id}; make the two logins differ by more than case"
-                )
+            self._add(org_id, change.user_id, change.login, change.role)
             take_back = partial(g.remove_org_member, org_id, change.user_id)
         elif not change.role:
             g.remove_org_member(org_id, change.user_id)
-            take_back = partial(self._add_back, org_id, change)
+            take_back = partial(self._add, org_id, change.user_id, change.login, change.before)
         else:
             g.set_org_role(org_id, change.user_id, change.role)
             take_back = partial(g.set_org_role, org_id, change.user_id, change.before)
         undo.append((f"undo: {change.describe()}", take_back))
 
-    def _add_back(self, org_id: int, change: Membership) -> None:
-        self.grafana.add_org_member(org_id, change.login, change.before)
+    def _add(self, org_id: int, user_id: int, login: str, role: str) -> None:
+        """Add the account `user_id` by its login, and make sure Grafana added that one."""
+        added = self.grafana.add_org_member(org_id, login, role)
+        if added != user_id:
+            # Grafana finds `loginOrEmail` regardless of case: another account answered.
+            self.grafana.remove_org_member(org_id, added)
+            raise GrafanaError(
+                f"Grafana added user {added} for the login {login!r} of user {user_id}; make "
+                "the two logins differ by more than case"
+            )
 
     def _dashboards(self) -> list[dict[str, Any]]:
         folder = self.target.dashboards

@@ -489,6 +489,22 @@ def test_an_error_while_creating_the_organization_leaves_no_organization(grafana
     assert grafana.org_named(ACME) is None
 
 
+def test_an_account_whose_login_differs_only_in_case_is_never_added_in_anothers_place(
+    grafana, prometheus
+):
+    """Grafana finds `loginOrEmail` regardless of case, so adding `kim` may add `Kim`."""
+    impostor = grafana.add_user("Kim", "someone@elsewhere.example")
+    grafana.add_user("kim", "kim@example.com")
+
+    with pytest.raises(
+        access.AccessSyncError, match="make the two logins differ by more than case"
+    ):
+        sync(grafana, Console({"kim@example.com": "developer"}), target(prometheus, "acme"))
+
+    assert grafana.org_named(ACME) is None
+    assert all(impostor.id not in o.members for o in grafana.orgs.values() if o.id != 1)
+
+
 def test_grafanas_first_organization_is_refused(grafana, prometheus):
     with pytest.raises(access.AccessSyncError, match="first organization"):
         sync(
