@@ -198,6 +198,22 @@ def test_everyone_else_is_removed_and_server_admins_are_left_as_they_are(grafana
     assert any("root (server admin)" in line for line in plan.describe())
 
 
+def test_an_existing_organization_the_sync_is_not_in_is_joined_as_admin_then_reconciled(
+    grafana, prometheus
+):
+    org = grafana.add_org(ACME)
+    grafana.add_member(
+        org.id, next(u.id for u in grafana.users.values() if u.login == "uma"), "Admin"
+    )
+
+    plan = sync(grafana, Console(ACME_ROLES), target(prometheus, "acme"))
+
+    assert f"  make the sync's account {ADMIN!r} its Admin" in plan.describe()
+    assert grafana.members(org.id)[ADMIN] == "Admin"
+    assert "uma" not in grafana.members(org.id)
+    assert queriers(grafana, org.id) == allowed(ACME_ROLES) | {ADMIN}
+
+
 def test_removed_accounts_keep_their_other_organizations(grafana, prometheus):
     """DELETE /api/orgs/:orgId/users/:userId takes a user out of one organization only; the sync
     never uses the current-organization endpoint, which deletes an account left in none."""
