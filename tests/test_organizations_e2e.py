@@ -1,9 +1,12 @@
-"""Two Anthropic organizations, one exporter, one Prometheus each: the isolation design, run.
+"""Two Anthropic organizations, one exporter, one Prometheus each, one Grafana organization each:
+the isolation design of docs/organizations.md and docs/access.md, run end to end.
 
 The simulated organizations share people (the same emails, with different roles and usage in each),
 as one company's organizations do. The exporter reads both from one `--config.file`; each
 Prometheus scrapes only its own organization's target. Every series names its organization, and
-each Prometheus's figures are its own organization's Console figures, never the other's.
+each Prometheus's figures are its own organization's Console figures, never the other's. Through
+the Grafana stub's query API, only the people whom an organization's Console lets see analytics
+can query its numbers, and a role changed in the Console takes effect on the next sync.
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ import requests
 import yaml
 
 import console
+from exporter.client import AdminClient
+from exporter.grafana import BasicAuth, GrafanaClient
+from exporter.orgsync import DataSource, OrganizationsSync, OrgTarget
 from exporter.simulator import SimulatedOrganization, serve
 from exposition import samples
+from grafana_stub import GrafanaStub, query_data_source
 from procs import start_exporter, start_prometheus, wait_for_scrapes_and_rules
 from tools.generate import RULES_DIR
 
@@ -187,3 +194,120 @@ def test_a_shared_person_has_each_organizations_role_in_each(prometheus, orgs):
             for r in query(proc, f'{P}_member_info{{actor_type="user"}}')
         }
         assert roles == {u["email"]: u["role"] for u in orgs[name].users()}
+
+
+# --- Grafana: each organization's numbers only to its own allowed members -------------------------
+
+SYNC_ADMIN, SYNC_PASSWORD = "sync-admin", "sync-admin-password"
+ALLOWED = {"primary_owner", "owner", "admin", "billing", "developer"}
+GRAFANA_ORGS = {"research": "Claude Code: Research", "platform": "Claude Code: Platform"}
+
+
+@pytest.fixture(scope="module")
+def grafana(orgs):
+    """Every person of either organization has a Grafana account (in Grafana's main organization,
+    where new accounts land), with the email as the login; the sync signs in as a server admin."""
+    with GrafanaStub() as stub:
+        stub.add_user(SYNC_ADMIN, "sync@localhost", server_admin=True, password=SYNC_PASSWORD)
+        for email in sorted({u["email"] for org in orgs.values() for u in org.users()}):
+            stub.add_user(email, email)
+        yield stub
+
+
+def sync(orgs, prometheus, grafana) -> None:
+    client = GrafanaClient(grafana.url, basic=BasicAuth(SYNC_ADMIN, SYNC_PASSWORD))
+    pairs = [
+        (
+            AdminClient(org.url, KEYS[name]),
+            OrgTarget(name, GRAFANA_ORGS[name], (DataSource(prometheus[name].url),)),
+        )
+        for name, org in orgs.items()
+    ]
+    outcomes = OrganizationsSync(pairs, client).run()
+    assert [(o.status, o.error) for o in outcomes] == [(0, ""), (0, "")]
+
+
+def grafana_org_id(grafana, name: str) -> int:
+    found = requests.get(
+        f"{grafana.url}/api/orgs/name/{GRAFANA_ORGS[name]}",
+        auth=(SYNC_ADMIN, SYNC_PASSWORD),
+        timeout=10,
+    )
+    return found.json()["id"]
+
+
+def as_user(grafana, email: str, name: str, expr: str) -> requests.Response:
+    """`expr` on organization `name`'s data source, sent by `email` in its Grafana organization."""
+    org_id = grafana_org_id(grafana, name)
+    uid = DataSource("http://unused").uid
+    return query_data_source(grafana.url, (email, "secret"), uid, expr, org_id=org_id)
+
+
+def frame_values(response: requests.Response) -> dict[str, float]:
+    """The last value of each series of an answer, by its `member` label."""
+    frames = response.json()["results"]["A"]["frames"]
+    return {
+        frame["schema"]["fields"][1]["labels"]["member"]: frame["data"]["values"][1][-1]
+        for frame in frames
+    }
+
+
+def roles(org) -> dict[str, str]:
+    return {u["email"]: u["role"] for u in org.users()}
+
+
+def test_each_grafana_organization_shows_its_own_console_figures(orgs, prometheus, grafana):
+    sync(orgs, prometheus, grafana)
+    for name, org in orgs.items():
+        viewer = next(e for e, r in sorted(roles(org).items()) if r in ALLOWED)
+        answer = as_user(grafana, viewer, name, f"{P}_month_to_date_cost_usd > 0")
+        assert answer.status_code == 200, answer.text
+        spend = {
+            m: Decimal(str(v)).quantize(Decimal("0.01")) for m, v in frame_values(answer).items()
+        }
+        records = month_records(org)
+        expected = {
+            m: (c / 100).quantize(Decimal("0.01"))
+            for m, c in console.spend_cents(records).items()
+            if c
+        }
+        assert spend == expected
+
+
+def test_denied_roles_and_people_of_only_the_other_organization_cannot_query(
+    orgs, prometheus, grafana
+):
+    sync(orgs, prometheus, grafana)
+    research, platform = roles(orgs["research"]), roles(orgs["platform"])
+    # Allowed in research, denied in platform: the same person, two answers.
+    both = next(
+        e for e in sorted(platform) if research[e] in ALLOWED and platform[e] not in ALLOWED
+    )
+    assert as_user(grafana, both, "research", "up").status_code == 200
+    assert as_user(grafana, both, "platform", "up").status_code == 403
+    only_research = next(
+        e for e in sorted(research) if e not in platform and research[e] in ALLOWED
+    )
+    assert as_user(grafana, only_research, "platform", "up").status_code == 403
+    for name, people in (("research", research), ("platform", platform)):
+        for email, role in people.items():
+            expected = 200 if role in ALLOWED else 403
+            assert as_user(grafana, email, name, "up").status_code == expected, (email, role)
+
+
+def test_a_role_change_in_the_console_takes_effect_on_the_next_sync(orgs, prometheus, grafana):
+    sync(orgs, prometheus, grafana)
+    research = orgs["research"]
+    promoted = next(e for e, r in sorted(roles(research).items()) if r == "user")
+    demoted = next(e for e, r in sorted(roles(research).items()) if r == "developer")
+    assert as_user(grafana, promoted, "research", "up").status_code == 403
+    research.set_role(promoted, "developer")
+    research.set_role(demoted, "claude_code_user")
+    try:
+        assert as_user(grafana, demoted, "research", "up").status_code == 200  # until the sync
+        sync(orgs, prometheus, grafana)
+        assert as_user(grafana, promoted, "research", "up").status_code == 200
+        assert as_user(grafana, demoted, "research", "up").status_code == 403
+    finally:
+        research.set_role(promoted, "user")
+        research.set_role(demoted, "developer")
