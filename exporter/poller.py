@@ -96,6 +96,7 @@ class Poller:
         self.ready = threading.Event()
         self.exposition = Exposition(b"", b"")
         self._data = Exposition(b"", b"")
+        self._data_labels: dict[str, str] | None = None
         self._published = 0.0
         self._rendered_from_store = False
         self._data_day: date | None = None
@@ -236,10 +237,7 @@ class Poller:
             self._gave_up()
             return None
         if org is not None:  # else the API does not serve it, and the usage records name the id
-            named = (self.organization_id, self.organization_name) != (org.id, org.name)
             self.organization_id, self.organization_name = org.id, org.name
-            if named:  # a first poll or a renamed organization: relabel the data series too
-                self.render()
         return True
 
     def _refresh_members(self) -> bool:
@@ -298,8 +296,12 @@ class Poller:
             fetched = self.store.fetched_days()
             self.stats.oldest_day = day_start(min(fetched)) if fetched else None
             # A generator: each family is rendered and dropped before the next is computed.
+            labels = self.labels
             families = data_families(self.store, today, self.settings, self.members)
-            body = render(families, self.labels)
+            body = render(families, labels)
+            # The exporter's series take the data's labels, so that one exposition never names
+            # two organizations while the API's name for it arrives during a poll.
+            self._data_labels = labels
             self._data = Exposition(body, gzip.compress(body, compresslevel=GZIP_LEVEL))
             self._rendered_from_store = True
         except StoreError as exc:
@@ -312,7 +314,7 @@ class Poller:
 
         The gzipped exposition is two gzip members, the data's compressed once per poll and the
         exporter's; a gzip reader reads concatenated members as one stream (RFC 1952)."""
-        own = render(exporter_families(self.stats), self.labels)
+        own = render(exporter_families(self.stats), self._data_labels or self.labels)
         data = self._data
         self._published = time.monotonic()
         self.exposition = Exposition(
