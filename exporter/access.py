@@ -62,6 +62,8 @@ DEFAULT_ROLE_MAP: Mapping[str, str] = {
 DEFAULT_FOLDER_UID = "claude-code"
 DEFAULT_VIEWERS_TEAM = "Claude Code analytics viewers"
 DEFAULT_EDITORS_TEAM = "Claude Code analytics editors"
+# What undoes each step of a sync already taken, described, in the order they were taken.
+Undo = list[tuple[str, Callable[[], None]]]
 # The exit status of `grafana-access sync` when it succeeded but left ambiguous accounts out.
 EXIT_AMBIGUOUS = 3
 
@@ -256,16 +258,7 @@ class AccessSync:
 
     def apply(self, plan: Plan) -> None:
         """Carry out `plan`; on a Grafana error undo what was done and raise `AccessSyncError`."""
-        undo: list[tuple[str, Callable[[], None]]] = []
-        try:
-            self.apply_steps(plan, undo)
-        except GrafanaError as exc:
-            failed = self.roll_back(undo)
-            if failed:
-                raise AccessSyncError(
-                    f"{exc}; undoing the earlier steps failed too ({failed}): run the sync again"
-                ) from None
-            raise AccessSyncError(f"{exc}; the steps already taken were undone") from None
+        all_or_nothing(partial(self.apply_steps, plan))
 
     def sync(self) -> Plan:
         plan = self.plan()
@@ -314,7 +307,7 @@ class AccessSync:
             if name in teams
         )
 
-    def apply_steps(self, plan: Plan, undo: list[tuple[str, Callable[[], None]]]) -> None:
+    def apply_steps(self, plan: Plan, undo: Undo) -> None:
         """Carry out `plan`, adding to `undo` how to take back each step; raises GrafanaError."""
         g = self.grafana
         ids = dict(plan.team_ids)
@@ -341,16 +334,31 @@ class AccessSync:
                 (f"remove {c.email}", partial(g.remove_team_member, ids[c.team], c.user_id))
             )
 
-    @staticmethod
-    def roll_back(undo: list[tuple[str, Callable[[], None]]]) -> str:
-        """Undo in reverse order; returns the first step that failed, or an empty string."""
-        for description, step in reversed(undo):
-            try:
-                step()
-            except GrafanaError as exc:
-                log.error("undoing a Grafana access change failed: %s", exc)
-                return description
-        return ""
+
+def all_or_nothing(steps: Callable[[Undo], None]) -> None:
+    """Run `steps`, which records how to undo each step it takes; when Grafana refuses one, undo
+    the steps taken in reverse order and raise `AccessSyncError` saying what state Grafana is in."""
+    undo: Undo = []
+    try:
+        steps(undo)
+    except GrafanaError as exc:
+        failed = _roll_back(undo)
+        if failed:
+            raise AccessSyncError(
+                f"{exc}; undoing the earlier steps failed too ({failed}): run the sync again"
+            ) from None
+        raise AccessSyncError(f"{exc}; the steps already taken were undone") from None
+
+
+def _roll_back(undo: Undo) -> str:
+    """Undo in reverse order; returns the first step that failed, or an empty string."""
+    for description, step in reversed(undo):
+        try:
+            step()
+        except GrafanaError as exc:
+            log.error("undoing a Grafana access change failed: %s", exc)
+            return description
+    return ""
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:

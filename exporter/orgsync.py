@@ -34,7 +34,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -50,7 +50,9 @@ from .access import (
     AccessSyncError,
     Findings,
     Plan,
+    Undo,
     UserSource,
+    all_or_nothing,
     allowed_levels,
 )
 from .cli import report
@@ -330,16 +332,7 @@ class OrgSync:
     def apply(self, plan: OrgPlan) -> None:
         """Carry out `plan`; on a Grafana error undo the access steps taken and raise
         AccessSyncError. The dashboards are imported once access is in place."""
-        undo: list[tuple[str, Callable[[], None]]] = []
-        try:
-            self._apply_access(plan, undo)
-        except GrafanaError as exc:
-            failed = AccessSync.roll_back(undo)
-            if failed:
-                raise AccessSyncError(
-                    f"{exc}; undoing the earlier steps failed too ({failed}): run the sync again"
-                ) from None
-            raise AccessSyncError(f"{exc}; the steps already taken were undone") from None
+        all_or_nothing(partial(self._apply_access, plan))
         try:
             self._import_dashboards(plan)
         except GrafanaError as exc:
@@ -421,7 +414,7 @@ class OrgSync:
             plan.teams = teams.plan_for(plan.levels, plan.accounts)
         plan.dashboards = [d for d in self._dashboards() if not self._imported(org, d)]
 
-    def _apply_access(self, plan: OrgPlan, undo: list[tuple[str, Callable[[], None]]]) -> None:
+    def _apply_access(self, plan: OrgPlan, undo: Undo) -> None:
         g, t = self.grafana, self.target
         if plan.create_org:
             org_id = plan.created_org_id = g.create_org(t.grafana_org).id
@@ -465,9 +458,7 @@ class OrgSync:
         plan.teams = teams.plan_for(plan.levels, plan.accounts)
         teams.apply_steps(plan.teams, undo)
 
-    def _set_role(
-        self, org_id: int, change: Membership, undo: list[tuple[str, Callable[[], None]]]
-    ) -> None:
+    def _set_role(self, org_id: int, change: Membership, undo: Undo) -> None:
         """Add, remove or re-role one member, and record how to take it back."""
         g = self.grafana
         if not change.before:
