@@ -308,7 +308,8 @@ def test_a_refused_redirect_is_logged_and_counted_by_the_exporter(tmp_path, fake
     args = ("--api.max-retries=0", "--history.days=1")
     with start_exporter(tmp_path, *args, env=env, ready_path="/-/healthy") as proc:
         deadline = time.monotonic() + 20
-        while "refused" not in proc.output():
+        # The organization is read first and refused too: wait for the member list's line.
+        while "member list not refreshed" not in proc.output():
             assert time.monotonic() < deadline, "the refused redirect was never logged"
             time.sleep(0.1)
         exposition = samples(requests.get(f"{proc.url}/metrics", timeout=5).content)
