@@ -2,6 +2,16 @@
   _config+:: {
     // Selector that picks the exporter's series, added to every query.
     exporterSelector: 'job="claude-code-analytics"',
+    // The labels that name an organization on every series the exporter exposes: its id (a UUID) and
+    // its readable name. Every aggregation keeps them and every join matches on them, so that two
+    // organizations in one Prometheus never mix, and every alert says which organization it is about.
+    organizationIdLabel: 'organization_id',
+    organizationNameLabel: 'organization_name',
+    // Both, as `by (...)` and `on (...)` list them.
+    organizationLabels: '%s, %s' % [self.organizationIdLabel, self.organizationNameLabel],
+    // Selector of the organization picked in a dashboard's $organization variable (its id), added to
+    // every query of the organization's dashboards.
+    organizationSelector: '%s="$organization"' % self.organizationIdLabel,
     // Prefix of every data metric and of the exporter's own metrics.
     metricPrefix: 'claude_code_analytics',
     exporterMetricPrefix: 'claude_code_analytics_exporter',
@@ -25,8 +35,13 @@
     // Name of the default datasource picked by the $datasource variable.
     datasourceDefault: 'default',
 
-    // Monthly Claude Code budget in USD: the cost dashboard's forecast and gauge compare against it.
+    // Monthly Claude Code budget in USD of an organization not in monthlyBudgetUSDByOrganization: the
+    // spend alerts and the cost dashboard compare the organization's spend against it.
     monthlyBudgetUSD: 10000,
+    // Monthly budgets in USD of particular organizations, by organization id, e.g.
+    // { '4c3b1a52-…': 25000 }; the recording rule `<metricPrefix>:monthly_budget_usd` gives each
+    // organization its own, or monthlyBudgetUSD.
+    monthlyBudgetUSDByOrganization: {},
     // Share of the budget at which the month-to-date gauge turns amber.
     budgetWarningRatio: 0.8,
     // Console roles that allow using Claude Code (roles in docs/metrics.md, `role` label).

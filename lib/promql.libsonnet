@@ -79,19 +79,21 @@
 
   // daily() without aggregation: day D's series of each member (or other label set), taken from the
   // `yesterday` gauge when that day has any, else from the `today` gauge, like daily() does for a sum.
-  dailySeries(metric, selector='')::
+  // `per` lists the labels (an organization's) within which that choice is made: '' for all series.
+  dailySeries(metric, selector='', per='')::
     $.once(|||
       (
         last_over_time(%(yesterday)s{%(selector)s}[%(window)s] offset -47h59m)
       or
         (
           last_over_time(%(today)s{%(selector)s}[%(window)s] offset -23h59m)
-        unless on ()
+        unless on (%(per)s)
           last_over_time(%(yesterday)s{%(selector)s}[%(window)s] offset -47h59m)
         )
       )
     ||| % {
       selector: selector,
+      per: per,
       window: $.dayWindow,
       yesterday: metric % 'yesterday',
       today: metric % 'today',

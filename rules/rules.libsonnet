@@ -18,14 +18,38 @@ local promql = import '../lib/promql.libsonnet';
     { quantity: 'cost_usd', agg: 'sum' },
     { quantity: 'tool_decisions', agg: 'sum' },
   ],
-  // A sum that is 0, not absent, while the exporter reports but holds no record this month (early on
-  // the 1st): its day-start gauge is always exported, so a missing exporter still gives no value.
-  local orZero(sum) =
-    '(%s\nor\n0 * max(%s_day_start_timestamp_seconds{%s}))' % [sum, c.metricPrefix, c.exporterSelector],
+  local org = c.organizationLabels,
+  local dayStart = '%s_day_start_timestamp_seconds{%s}' % [c.metricPrefix, c.exporterSelector],
+  // A sum that is 0, not absent, while the exporter reports an organization but holds no record of it
+  // this month (early on the 1st): its day-start gauge is always exported, so a missing exporter
+  // still gives no value.
+  local orZero(sum) = '(%s\nor\n0 * max by (%s) (%s))' % [sum, org, dayStart],
   local mtd(name, extra='') =
     '%s_month_to_date_%s{%s}' % [c.metricPrefix, name, std.join(', ', [c.exporterSelector] + (if extra == '' then [] else [extra]))],
-  // The organization's month-to-date total of a quantity, each series counted once (promql.once()).
-  local total(name, extra='') = 'sum(%s)' % promql.once(mtd(name, extra)),
+  // An organization's month-to-date total of a quantity, each series counted once (promql.once()).
+  local total(name, extra='') = 'sum by (%s) (%s)' % [org, promql.once(mtd(name, extra))],
+  // Every organization the exporter reports, as a series of value 1 with its two labels.
+  local organizations = 'group by (%s) (%s)' % [org, dayStart],
+  // monthlyBudgetUSDByOrganization as one series per listed organization id, for `* on (id)`.
+  local listedBudgets = std.join('\nor\n', [
+    'label_replace(vector(%g), "%s", "%s", "", "")' % [c.monthlyBudgetUSDByOrganization[id], c.organizationIdLabel, id]
+    for id in std.objectFields(c.monthlyBudgetUSDByOrganization)
+  ]),
+  // Each organization's monthly budget: its own where listed, else the default.
+  local budget =
+    local default = '%g * %s' % [c.monthlyBudgetUSD, organizations];
+    if listedBudgets == '' then default
+    else |||
+      (
+        %(organizations)s
+        * on (%(id)s) group_left ()
+        (
+          %(listed)s
+        )
+      )
+      or
+        %(default)s
+    ||| % { organizations: organizations, id: c.organizationIdLabel, listed: listedBudgets, default: default },
 
   prometheusRules+:: {
     groups+: [
@@ -37,13 +61,18 @@ local promql = import '../lib/promql.libsonnet';
             expr: orZero(total('cost_usd')),
           },
           {
+            // monthlyBudgetUSDByOrganization, or monthlyBudgetUSD, for every organization reported.
+            record: '%s:monthly_budget_usd' % c.metricPrefix,
+            expr: budget,
+          },
+          {
             // Month-to-date spend extrapolated to the whole month at the pace so far. The API is about an
             // hour late, so the elapsed time leaves out the last hour (and is at least one hour).
             record: '%s:month_end_forecast_cost_usd:sum' % c.metricPrefix,
             expr: |||
               %(cost)s
-                / clamp_min(day_of_month() - 1 + (time() %% 86400 - 3600) / 86400, 1 / 24)
-                * days_in_month()
+                / scalar(clamp_min(day_of_month() - 1 + (time() %% 86400 - 3600) / 86400, 1 / 24))
+                * scalar(days_in_month())
             ||| % { cost: orZero(total('cost_usd')) },
           },
           {

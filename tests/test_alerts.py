@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tools.generate import ROOT, evaluate
+from tools.generate import ROOT, evaluate, main
 
 ALERTS = ROOT / "alerts" / "generated" / "alerts.yaml"
 RULES = ROOT / "alerts" / "generated" / "rules.yaml"
 UNIT_TESTS = sorted((ROOT / "alerts" / "tests").glob("*.yaml"))
+BUDGETS = ROOT / "alerts" / "tests" / "budgets"
 RUNBOOK = ROOT / "alerts" / "runbook.md"
 DOCS = ROOT / "docs" / "alerts.md"
 
@@ -52,6 +54,18 @@ def test_promtool_unit_tests_pass(path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_each_organization_is_held_to_its_own_budget_or_the_default(tmp_path: Path) -> None:
+    assert main(["--mixin", str(BUDGETS / "budgets.libsonnet"), "--out", str(tmp_path)]) == 0
+    shutil.copy(BUDGETS / "organizations.yaml", tmp_path)
+    result = subprocess.run(
+        ["promtool", "test", "rules", "organizations.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_every_alert_has_a_unit_test_where_it_fires() -> None:
     firing = {case["alertname"] for case in unit_test_cases() if case.get("exp_alerts")}
     assert alert_names() - firing == set()
@@ -76,6 +90,19 @@ def test_alert_carries_severity_category_and_the_four_annotations(rule: dict) ->
     assert "{{" not in rule["annotations"]["summary"]
     assert "{{" in rule["annotations"]["description"]
     assert rule["for"]
+
+
+@pytest.mark.parametrize(
+    "rule", alert_rules(), ids=lambda r: f"{r['alert']}-{r['labels']['severity']}"
+)
+def test_alert_names_its_organization_and_links_to_its_dashboards(rule: dict) -> None:
+    """The organization's name in the description, its id in the dashboard link; the alert keeps
+    both labels because every `by` and `on` of its expression lists them."""
+    assert "$labels.organization_name" in rule["annotations"]["description"]
+    assert "var-organization={{ $labels.organization_id }}" in rule["annotations"]["dashboard_url"]
+    clauses = re.findall(r"\b(?:by|on)\s*\(([^)]*)\)", rule["expr"])
+    grouping = [c for c in clauses if c.strip() and c.strip() not in ("job, instance",)]
+    assert all("organization_id" in c and "organization_name" in c for c in grouping), grouping
 
 
 def test_alerts_with_a_number_put_it_in_the_description() -> None:
@@ -122,7 +149,10 @@ def test_thresholds_and_durations_come_from_config() -> None:
     """
     groups = evaluate(ext_code=override)["groups"]
     rules = {(r["alert"], r["labels"]["severity"]): r for g in groups for r in g["rules"]}
-    assert rules[("ClaudeCodeMonthToDateSpendHigh", "critical")]["expr"].endswith("> 500")
+    assert (
+        "> on (organization_id, organization_name) (500 * group by ("
+        in rules[("ClaudeCodeMonthToDateSpendHigh", "critical")]["expr"]
+    )
     assert rules[("ClaudeCodeMemberDailySpendHigh", "warning")]["expr"].endswith("> 7")
     assert rules[("ClaudeCodeDailySpendSpike", "warning")]["for"] == "1m"
     assert all('job="claude-code-analytics"' not in r["expr"] for r in rules.values())

@@ -29,7 +29,8 @@ def test_an_override_file_renders_into_its_own_folder(tmp_path):
         for rule in group["rules"]
         if rule.get("alert") == "ClaudeCodeMonthToDateSpendHigh"
     ]
-    assert sorted(expr.rsplit(" > ", 1)[1] for expr in budget) == ["20000", "25000"]  # 80%, 100%
+    thresholds = sorted(re.search(r"> on \([^)]*\) (.*?) \* group by", e).group(1) for e in budget)
+    assert thresholds == ["(25000", "0.8 * (25000"]  # 80%, 100% of the budget
 
 
 def test_an_override_of_the_runbook_url_reaches_every_alert(tmp_path):
