@@ -127,10 +127,14 @@ def prometheus_config(exporter: Proc, alertmanager: Proc) -> dict:
     }
 
 
-def assert_reached_spend_finance(path: str, alert: dict, name: str, **labels: str) -> None:
+def assert_reached_spend_finance(
+    path: str, alert: dict, name: str, org: SimulatedOrganization, **labels: str
+) -> None:
+    """At the spend-finance receiver, with the organization's id and name among its labels."""
     assert path == "/spend-finance"
     spend = {"alertname": name, "severity": "warning", "category": "spend"}
-    assert alert["labels"] == {**spend, **labels}
+    named = {"organization_id": org.organization_id, "organization_name": org.name}
+    assert alert["labels"] == {**spend, **named, **labels}
 
 
 def test_spend_spike_of_a_member_reaches_the_spend_receiver_with_its_annotations(
@@ -172,15 +176,16 @@ def test_spend_spike_of_a_member_reaches_the_spend_receiver_with_its_annotations
         path, alert = webhooks.wait_for("ClaudeCodeMemberDailySpendHigh", timeout=40)
     webhooks.close()
     assert_reached_spend_finance(
-        path, alert, "ClaudeCodeMemberDailySpendHigh", member=member, actor_type="user"
+        path, alert, "ClaudeCodeMemberDailySpendHigh", org, member=member, actor_type="user"
     )
     assert alert["annotations"]["description"] == (
-        f"{member} has spent ${humanize(spent)} on Claude Code today (UTC),"
+        f"{member} of {org.name} has spent ${humanize(spent)} on Claude Code today (UTC),"
         f" over the daily cap of ${cap:g}."
     )
     assert alert["annotations"]["runbook_url"].endswith("runbook.md#claudecodememberdailyspendhigh")
     assert alert["annotations"]["dashboard_url"] == (
-        f"http://localhost:3000/d/claude-code-member?var-member={member}"
+        "http://localhost:3000/d/claude-code-member"
+        f"?var-organization={org.organization_id}&var-member={member}"
     )
 
 
@@ -224,8 +229,8 @@ def test_daily_spend_spike_against_backfilled_history_reaches_the_spend_receiver
         ):
             path, alert = webhooks.wait_for("ClaudeCodeDailySpendSpike", timeout=40)
     webhooks.close()
-    assert_reached_spend_finance(path, alert, "ClaudeCodeDailySpendSpike")
+    assert_reached_spend_finance(path, alert, "ClaudeCodeDailySpendSpike", org)
     assert alert["annotations"]["description"] == (
-        f"Claude Code spend yesterday (UTC) was ${humanize(spent)}, more than 2 times the average"
-        " of the 7 days before it."
+        f"Claude Code spend of {org.name} yesterday (UTC) was ${humanize(spent)}, more than 2 times"
+        " the average of the 7 days before it."
     )
