@@ -13,10 +13,12 @@ local g = import 'lib/g.libsonnet';
     local zeroWhereData = '0 * %s' % std.stripChars(q.daily(d.period('active_members'), sel), '\n'),
     local inactive =
       |||
-        group by (member, actor_type, role) (%(info)s{%(roles)s})
-        unless on (member, actor_type)
+        group by (%(by)s) (%(info)s{%(roles)s})
+        unless on (%(on)s)
         (%(last)s{%(sel)s} > time() - %(days)d * 86400)
       ||| % {
+        by: d.by('member, actor_type, role'),
+        on: d.by('member, actor_type'),
         info: d.metric('member_info'),
         roles: d.actorTypeSelector('role=~"%s"' % c.claudeCodeRoles),
         last: d.metric('member_last_active_timestamp_seconds'),
@@ -82,7 +84,7 @@ local g = import 'lib/g.libsonnet';
     ) + g.panel.table.queryOptions.withTransformations([
       g.panel.table.queryOptions.transformation.withId('organize')
       + g.panel.table.queryOptions.transformation.withOptions({
-        excludeByName: { Time: true, Value: true },
+        excludeByName: { Time: true, Value: true, [c.organizationIdLabel]: true, [c.organizationNameLabel]: true },
         renameByName: { member: 'Member', actor_type: 'Actor type', role: 'Role' },
       }),
     ]),
@@ -112,7 +114,7 @@ local g = import 'lib/g.libsonnet';
       'adoption',
       'Adoption',
       'Active members by day, week and month, new and returning members, inactive members, what Claude Code produces, and where it runs.',
-      [d.datasourceVariable, d.actorTypeVariable],
+      [d.datasourceVariable, d.organizationVariable, d.actorTypeVariable],
       [activeMembers, newAndReturning, inactiveCount, inactiveTable, output, terminals],
     ),
   },

@@ -108,12 +108,12 @@ local g = import 'lib/g.libsonnet';
     // Every member in member_info appears, with 0 when inactive this month.
     local monthToDate(name) =
       |||
-        sum by (member, actor_type) (%(m)s)
+        sum by (%(by)s) (%(m)s)
         or
-        0 * group by (member, actor_type) (%(info)s{%(sel)s})
-      ||| % { m: q.monthAt(d.period(name), sel), info: d.metric('member_info'), sel: sel },
+        0 * group by (%(by)s) (%(info)s{%(sel)s})
+      ||| % { by: d.by('member, actor_type'), m: q.monthAt(d.period(name), sel), info: d.metric('member_info'), sel: sel },
 
-    local memberLink = '/d/%s?var-member=${__data.fields.member:percentencode}&${datasource:queryparam}&${__url_time_range}'
+    local memberLink = '/d/%s?var-member=${__data.fields.member:percentencode}&${organization:queryparam}&${datasource:queryparam}&${__url_time_range}'
                        % d.uid('member'),
     local t = g.panel.table,
     local teamInsights = d.tablePanel(
@@ -133,7 +133,7 @@ local g = import 'lib/g.libsonnet';
       t.queryOptions.transformation.withId('merge'),
       t.queryOptions.transformation.withId('organize')
       + t.queryOptions.transformation.withOptions({
-        excludeByName: { Time: true },
+        excludeByName: { Time: true, [c.organizationIdLabel]: true, [c.organizationNameLabel]: true },
         indexByName: { member: 0, actor_type: 1, 'Value #A': 2, 'Value #B': 3 },
         renameByName: {
           member: 'Member',
@@ -161,7 +161,7 @@ local g = import 'lib/g.libsonnet';
       'analytics',
       'Claude Code analytics',
       "The Anthropic Console's Claude Code analytics page: lines accepted, accept rate, activity, spend and team insights.",
-      [d.datasourceVariable, d.memberVariable, d.actorTypeVariable],
+      [d.datasourceVariable, d.organizationVariable, d.memberVariable, d.actorTypeVariable],
       [
         linesTotal,
         linesPerDay,

@@ -7,24 +7,46 @@ local g = import 'lib/g.libsonnet';
     local d = (import 'lib/common.libsonnet')(c),
     local q = d.promql,
     local sel = d.selector(),
-    // The recording rules already select the exporter's series and aggregate its labels away.
-    local rule(name) = '%s:%s' % [c.metricPrefix, name],
+    // The recording rules already select the exporter's series and aggregate its labels away but the
+    // organization's; they are read for the organization picked.
+    local rule(name) = '%s:%s{%s}' % [c.metricPrefix, name, c.organizationSelector],
+    local budget = rule('monthly_budget_usd'),
+    // Shares of the organization's budget: amber from budgetWarningRatio, red from the whole budget.
     local budgetSteps = [
       { color: 'green', value: null },
-      { color: 'orange', value: c.monthlyBudgetUSD * c.budgetWarningRatio },
-      { color: 'red', value: c.monthlyBudgetUSD },
+      { color: 'orange', value: c.budgetWarningRatio },
+      { color: 'red', value: 1 },
     ],
+    local ofBudget(expr) = q.ratio(expr, budget),
 
     local headline = [
-      d.gauge(
+      d.stat(
         'Month-to-date spend',
         |||
-          Estimated cost in USD since the 1st of the current UTC month, summed over all members
-          (recording rule `%s:month_to_date_cost_usd:sum`), against the monthly budget of %d USD.
-        ||| % [c.metricPrefix, c.monthlyBudgetUSD],
+          Estimated cost in USD since the 1st of the current UTC month, summed over the organization's
+          members (recording rule `%s:month_to_date_cost_usd:sum`).
+        ||| % c.metricPrefix,
         'currencyUSD',
         [d.instant(rule('month_to_date_cost_usd:sum'), 'month to date')],
-        c.monthlyBudgetUSD,
+      ) + g.panel.stat.standardOptions.withDecimals(2),
+      d.stat(
+        'Monthly budget',
+        |||
+          The organization's monthly budget in USD: its entry in `monthlyBudgetUSDByOrganization`, or
+          else `monthlyBudgetUSD` (%d USD), as the recording rule `%s:monthly_budget_usd` gives it.
+        ||| % [c.monthlyBudgetUSD, c.metricPrefix],
+        'currencyUSD',
+        [d.instant(budget, 'budget')],
+      ),
+      d.gauge(
+        'Budget used this month',
+        |||
+          Month-to-date spend / the organization's monthly budget. Amber from %d%% of the budget, red
+          from all of it; a spend over the budget fills the gauge.
+        ||| % (100 * c.budgetWarningRatio),
+        'percentunit',
+        [d.instant(ofBudget(rule('month_to_date_cost_usd:sum')), 'of the budget')],
+        1,
         budgetSteps,
       ),
       d.stat(
@@ -32,27 +54,38 @@ local g = import 'lib/g.libsonnet';
         |||
           Month-to-date spend extrapolated to the whole month at the pace so far: spend / elapsed days ×
           days in the month, with the elapsed time less the API's one-hour delay (recording rule
-          `%s:month_end_forecast_cost_usd:sum`). Amber from %d%% of the budget, red over it.
+          `%s:month_end_forecast_cost_usd:sum`), and that as a share of the monthly budget: amber from
+          %d%%, red over it.
         ||| % [c.metricPrefix, 100 * c.budgetWarningRatio],
         'currencyUSD',
-        [d.instant(rule('month_end_forecast_cost_usd:sum'), 'forecast')],
+        [
+          d.instant(rule('month_end_forecast_cost_usd:sum'), 'forecast', 'A'),
+          d.instant(ofBudget(rule('month_end_forecast_cost_usd:sum')), 'of the budget', 'B'),
+        ],
       )
-      + g.panel.stat.standardOptions.thresholds.withSteps(budgetSteps),
+      + g.panel.stat.standardOptions.withOverrides([
+        g.panel.stat.standardOptions.override.byFrameRefID.new('B')
+        + g.panel.stat.standardOptions.override.byFrameRefID.withProperty('unit', 'percentunit')
+        + g.panel.stat.standardOptions.override.byFrameRefID.withProperty('decimals', 0)
+        + g.panel.stat.standardOptions.override.byFrameRefID.withProperty(
+          'thresholds', { mode: 'absolute', steps: budgetSteps }
+        ),
+      ]),
       d.ratioStat(
         'Cost per session this month',
-        'Month-to-date spend / month-to-date sessions, over all members (recording rule).',
+        "Month-to-date spend / month-to-date sessions, over the organization's members (recording rule).",
         'currencyUSD',
         [d.instant(rule('month_to_date_cost_per_session_usd:ratio'), 'per session')],
         'no sessions',
-        w=4,
+        w=8,
       ) + g.panel.stat.standardOptions.withDecimals(2),
       d.ratioStat(
         'Cost per accepted line this month',
-        'Month-to-date spend / month-to-date lines of code accepted, over all members (recording rule).',
+        "Month-to-date spend / month-to-date lines of code accepted, over the organization's members (recording rule).",
         'currencyUSD',
         [d.instant(rule('month_to_date_cost_per_line_usd:ratio'), 'per line')],
         'no lines accepted',
-        w=4,
+        w=8,
       ) + g.panel.stat.standardOptions.withDecimals(4),
       d.ratioStat(
         'Cache read share this month',
@@ -63,7 +96,7 @@ local g = import 'lib/g.libsonnet';
         'percentunit',
         [d.instant(rule('month_to_date_cache_read:ratio'), 'cache read share')],
         'no tokens',
-        w=4,
+        w=8,
       ) + g.panel.stat.standardOptions.withDecimals(1),
     ],
 
@@ -124,8 +157,8 @@ local g = import 'lib/g.libsonnet';
     'cost.json': d.dashboard(
       'cost',
       'Cost and models',
-      'Spend by model and token type, cache use, unit costs, and month-to-date spend against the budget.',
-      [d.datasourceVariable],
+      "Spend by model and token type, cache use, unit costs, and month-to-date spend against the organization's budget.",
+      [d.datasourceVariable, d.organizationVariable],
       [d.row('This month')] + headline + [d.row('Per UTC day')] + perDay,
     ),
   },

@@ -1,5 +1,5 @@
 // The mixin's dashboards, post-processed in one place: every dashboard links to every other one by uid,
-// keeping the time range.
+// keeping the time range and the organization.
 local g = import 'lib/g.libsonnet';
 
 local dashboards =
@@ -11,7 +11,7 @@ local dashboards =
 
 local linked(all) = {
   [name]: all[name] + g.dashboard.withLinksMixin([
-    g.dashboard.link.link.new(all[other].title, '/d/' + all[other].uid)
+    g.dashboard.link.link.new(all[other].title, '/d/%s?${organization:queryparam}' % all[other].uid)
     + g.dashboard.link.link.options.withKeepTime()
     for other in std.objectFields(all)
     if other != name

@@ -7,6 +7,9 @@ local g = import 'lib/g.libsonnet';
     local d = (import 'lib/common.libsonnet')(c),
     local sel = d.selector(),
     local m(name) = '%s{%s}' % [d.exporterMetric(name), sel],
+    // Prometheus' `up` of the targets that served the organization within the last day: `up` is the
+    // target's and has no organization labels, so it is matched by job and instance.
+    local up = 'up{%s} and on (job, instance) last_over_time(%s[1d])' % [d.everyOrganization(), m('up')],
     local upMappings = {
       fieldConfig+: { defaults+: { mappings: [{
         type: 'value',
@@ -21,9 +24,9 @@ local g = import 'lib/g.libsonnet';
     local status = [
       d.stat(
         'Scraped',
-        'Whether Prometheus reached the exporter at its last scrape (`up`).',
+        "Whether Prometheus reached the exporter's target of the organization at its last scrape (`up`).",
         'none',
-        [d.instant('min(up{%s})' % sel, 'up')],
+        [d.instant('min(%s)' % up, 'up')],
       ) + upMappings,
       d.stat(
         'Last poll',
@@ -113,7 +116,7 @@ local g = import 'lib/g.libsonnet';
       'exporter',
       'Exporter',
       "The exporter's health: scraped, polling, fresh, and how the Admin API answers.",
-      [d.datasourceVariable],
+      [d.datasourceVariable, d.organizationVariable],
       status + trends,
     ),
   },

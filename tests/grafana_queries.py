@@ -231,18 +231,112 @@ def _number(value: float) -> str:
 
 
 _LABEL_VALUES = re.compile(r"^label_values\((?:(?P<metric>.+),\s*)?(?P<label>\w+)\)$")
+_QUERY_RESULT = re.compile(r"^query_result\((?P<query>.+)\)$", re.S)
 
 
-def variable_values(base_url: str, variable: dict, time_range: TimeRange) -> list[str]:
-    """The options of a `label_values(metric, label)` query variable, fetched as Grafana does."""
-    match = _LABEL_VALUES.match(variable["query"])
-    if not match:
-        raise ValueError(f"not a label_values() query: {variable['query']!r}")
+@dataclass(frozen=True)
+class Option:
+    """One option of a query variable: the value a query gets, the text the picker shows."""
+
+    value: str
+    text: str
+
+
+def variable_options(
+    base_url: str,
+    variable: dict,
+    time_range: TimeRange,
+    selected: Mapping[str, Sequence[str]] | None = None,
+    dashboard: dict | None = None,
+) -> list[Option]:
+    """The options of a `label_values(metric, label)` or `query_result(query)` query variable,
+    fetched as Grafana does: with the `selected` values of the dashboard's other variables and the
+    range in its query, and its regex applied (named groups `value` and `text` give each option's
+    value and text)."""
+    definitions = {v["name"]: v for v in (dashboard or {}).get("templating", {}).get("list", [])}
+    texts = {
+        name: variable_text(definitions[name], values) for name, values in (selected or {}).items()
+    }
+    range_s = round(time_range.seconds)
+    texts.update({"__range": f"{range_s}s", "__range_s": str(range_s)})
+    query = substitute(variable["query"], texts)
+    if match := _QUERY_RESULT.match(query):
+        lines = _query_result_lines(base_url, match.group("query"), time_range)
+    elif match := _LABEL_VALUES.match(query):
+        lines = _label_values(base_url, match.group("label"), match.group("metric"), time_range)
+    else:
+        raise ValueError(f"not a label_values() or query_result() query: {variable['query']!r}")
+    options = [option(line, variable.get("regex", "")) for line in lines]
+    unique = {option.value: option for option in options if option is not None}
+    return sorted(unique.values(), key=lambda option: option.text)
+
+
+def variable_values(
+    base_url: str,
+    variable: dict,
+    time_range: TimeRange,
+    selected: Mapping[str, Sequence[str]] | None = None,
+    dashboard: dict | None = None,
+) -> list[str]:
+    """The values of a query variable's options (variable_options())."""
+    options = variable_options(base_url, variable, time_range, selected, dashboard)
+    return sorted(option.value for option in options)
+
+
+def _label_values(
+    base_url: str, label: str, metric: str | None, time_range: TimeRange
+) -> list[str]:
     params: dict[str, str] = {"start": _number(time_range.start), "end": _number(time_range.end)}
-    if match.group("metric"):
-        params["match[]"] = match.group("metric")
-    response = requests.get(
-        f"{base_url}/api/v1/label/{match.group('label')}/values", params=params, timeout=30
-    )
+    if metric:
+        params["match[]"] = metric
+    response = requests.get(f"{base_url}/api/v1/label/{label}/values", params=params, timeout=30)
     response.raise_for_status()
-    return sorted(response.json()["data"])
+    return response.json()["data"]
+
+
+def _query_result_lines(base_url: str, query: str, time_range: TimeRange) -> list[str]:
+    """Grafana's text of each series of the instant query at the range's end:
+    `name{label="value",...} value timestamp_ms`, labels in the order Prometheus gives them."""
+    call = PrometheusCall("/api/v1/query", {"query": query, "time": _number(time_range.end)})
+    lines = []
+    for series in call.run(base_url):
+        metric = dict(series["metric"])
+        name = metric.pop("__name__", "")
+        labels = ",".join(f'{k}="{v}"' for k, v in metric.items())
+        stamp, value = series["value"]
+        lines.append(f"{name}{{{labels}}} {value} {round(float(stamp) * 1000)}")
+    return lines
+
+
+def option(line: str, regex: str) -> Option | None:
+    """Grafana's option of one result line under the variable's regex (a `/.../` JavaScript regex):
+    none when it does not match; with named groups, their value and text, each the other's when
+    missing; else the first group, or the line."""
+    if not regex:
+        return Option(line, line)
+    body = regex[1 : regex.rindex("/")]
+    match = re.search(body.replace("(?<", "(?P<"), line)
+    if match is None:
+        return None
+    groups = match.groupdict()
+    if groups:
+        value, text = groups.get("value"), groups.get("text")
+        return Option(value or text or "", text or value or "")
+    found = match.group(1) if match.groups() else match.group(0)
+    return Option(found, found)
+
+
+def as_opened(base_url: str, dashboard: dict, time_range: TimeRange) -> dict[str, list[str]]:
+    """What each query variable holds when Grafana opens the dashboard without a choice in its URL:
+    its saved current value (All where it has one), else its first option (the variables are read
+    in order, so a later one's options are those of the earlier ones' values)."""
+    selected: dict[str, list[str]] = {}
+    for variable in dashboard.get("templating", {}).get("list", []):
+        if variable["type"] != "query":
+            continue
+        if "current" in variable:
+            selected[variable["name"]] = [variable["current"]["value"]]
+            continue
+        options = variable_options(base_url, variable, time_range, selected, dashboard)
+        selected[variable["name"]] = [options[0].value] if options else []
+    return selected

@@ -27,7 +27,7 @@ import console
 from conftest import per_day_windows_open
 from exporter.backfill import context_start
 from exporter.simulator import SimulatedOrganization, serve
-from grafana_queries import ALL, TimeRange, prometheus_call
+from grafana_queries import TimeRange, as_opened, prometheus_call
 from procs import start_exporter, start_prometheus, wait_for_scrapes_and_rules
 from tools.generate import RULES_DIR
 
@@ -135,8 +135,8 @@ def panel(title: str) -> dict:
 
 
 def selection(prometheus, time_range: TimeRange) -> dict[str, Sequence[str]]:
-    """ "All" for every variable, as the dashboard opens."""
-    return {v["name"]: [ALL] for v in DASHBOARD["templating"]["list"] if v["type"] == "query"}
+    """Every variable as the dashboard opens: its one organization, and All members."""
+    return as_opened(prometheus.url, DASHBOARD, time_range)
 
 
 def query(prometheus, title: str, ref_id: str, time_range: TimeRange) -> list[dict]:

@@ -12,7 +12,7 @@ from grafana_foundation_sdk.cog import plugins
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from grafana_queries import TimeRange, prometheus_call
+from grafana_queries import TimeRange, option, prometheus_call
 from tools.generate import DASHBOARDS_DIR, RULES_DIR, evaluate, render, stale
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,10 @@ METRIC_NAME = re.compile(r"\b(claude_code_analytics[a-z0-9_:]*|up)\b(?=\s*[{\[)]
 UID_PATH = re.compile(r"/d/([A-Za-z0-9_-]+)")
 MIXIN = evaluate()
 DASHBOARDS = MIXIN["grafanaDashboards"]
+EVERY_DASHBOARD = DASHBOARDS
+ORGANIZATION = 'organization_id="$organization"'
 SAMPLE_VALUES = {
+    "organization": ["a1f3c2d4-5b6e-4f70-8a91-b2c3d4e5f601"],
     "member": ["alice@example.com", "ci-claude-code"],
     "actor_type": ["user", "api_key"],
 }
@@ -38,12 +41,12 @@ def panels(dashboard: dict) -> list[dict]:
     return [p for p in dashboard["panels"] if p["type"] != "row"]
 
 
-def all_targets() -> list[tuple[str, dict, dict]]:
-    return [(name, p, t) for name, d in DASHBOARDS.items() for p in panels(d) for t in p["targets"]]
+def all_targets(dashboards: dict = EVERY_DASHBOARD) -> list[tuple[str, dict, dict]]:
+    return [(name, p, t) for name, d in dashboards.items() for p in panels(d) for t in p["targets"]]
 
 
 def dashboard_ids() -> list[str]:
-    return sorted(DASHBOARDS)
+    return sorted(EVERY_DASHBOARD)
 
 
 def documented_metrics() -> set[str]:
@@ -97,11 +100,35 @@ def test_the_console_dashboard_has_the_console_panels_by_title():
     assert [t for t in CONSOLE_TITLES if t not in titles] == []
 
 
-def test_the_console_dashboard_offers_datasource_member_and_actor_type():
+def test_the_console_dashboard_offers_datasource_organization_member_and_actor_type():
     variables = {v["name"]: v for v in DASHBOARDS["analytics.json"]["templating"]["list"]}
-    assert list(variables) == ["datasource", "member", "actor_type"]
+    assert list(variables) == ["datasource", "organization", "member", "actor_type"]
     assert variables["member"]["multi"] and variables["member"]["includeAll"]
     assert variables["member"]["current"]["value"] == "$__all"
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_every_organization_dashboard_shows_one_organization_picked_by_name(name):
+    """One organization at a time, so that each figure is one organization's Console figure; the
+    picker shows the organization's name and the queries get its id."""
+    variables = DASHBOARDS[name]["templating"]["list"]
+    organization = variables[1]
+    assert organization["name"] == "organization"
+    assert not organization.get("multi") and not organization.get("includeAll")
+    assert organization["query"].startswith(
+        "query_result(group by (organization_id, organization_name)"
+    )
+    chained = [v for v in variables[2:] if v["type"] == "query"]
+    assert all(ORGANIZATION in v["query"] for v in chained)
+
+
+def test_the_organization_variable_takes_the_id_as_value_and_the_name_as_text():
+    variable = DASHBOARDS["analytics.json"]["templating"]["list"][1]
+    line = '{organization_id="a1f3",organization_name="Acme "R&D" Research"} 1 1700000000000'
+    named = option(line, variable["regex"])
+    unnamed = option('{organization_id="b7e8"} 1 1700000000000', variable["regex"])
+    assert (named.value, named.text) == ("a1f3", 'Acme "R&D" Research')
+    assert (unnamed.value, unnamed.text) == ("b7e8", "b7e8")
 
 
 def test_the_console_dashboard_shows_the_last_30_days_in_utc():
@@ -111,8 +138,8 @@ def test_the_console_dashboard_shows_the_last_30_days_in_utc():
 
 @pytest.mark.parametrize("name", dashboard_ids())
 def test_dashboard_refreshes_no_faster_than_every_15_minutes(name):
-    refresh = DASHBOARDS[name]["refresh"]
-    choices = DASHBOARDS[name]["timepicker"]["refresh_intervals"]
+    refresh = EVERY_DASHBOARD[name]["refresh"]
+    choices = EVERY_DASHBOARD[name]["timepicker"]["refresh_intervals"]
     assert all(re.fullmatch(r"(15m|30m|[1-9]\d*[hd])", r) for r in [refresh, *choices])
 
 
@@ -127,14 +154,14 @@ def test_dashboard_uids_are_unique_and_prefixed():
 
 @pytest.mark.parametrize("name", dashboard_ids())
 def test_panel_ids_are_unique(name):
-    ids = [p["id"] for p in DASHBOARDS[name]["panels"]]
+    ids = [p["id"] for p in EVERY_DASHBOARD[name]["panels"]]
     assert len(set(ids)) == len(ids)
 
 
 @pytest.mark.parametrize("name", dashboard_ids())
 def test_panels_fit_24_columns_without_overlapping(name):
     cells: dict[tuple[int, int], int] = {}
-    for panel in DASHBOARDS[name]["panels"]:
+    for panel in EVERY_DASHBOARD[name]["panels"]:
         pos = panel["gridPos"]
         assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, panel["title"]
         for x in range(pos["x"], pos["x"] + pos["w"]):
@@ -145,14 +172,14 @@ def test_panels_fit_24_columns_without_overlapping(name):
 
 @pytest.mark.parametrize("name", dashboard_ids())
 def test_every_panel_has_a_unit_and_a_description(name):
-    for panel in panels(DASHBOARDS[name]):
+    for panel in panels(EVERY_DASHBOARD[name]):
         assert panel["fieldConfig"]["defaults"].get("unit"), panel["title"]
         assert len(panel.get("description", "")) > 20, panel["title"]
 
 
 @pytest.mark.parametrize("name", dashboard_ids())
 def test_every_panel_and_query_uses_the_datasource_variable(name):
-    dashboard = DASHBOARDS[name]
+    dashboard = EVERY_DASHBOARD[name]
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
@@ -168,22 +195,23 @@ def test_every_panel_and_query_uses_the_datasource_variable(name):
 
 @pytest.mark.parametrize("name", dashboard_ids())
 def test_per_day_queries_run_with_a_one_day_step(name):
-    for panel in panels(DASHBOARDS[name]):
+    for panel in panels(EVERY_DASHBOARD[name]):
         for target in panel["targets"]:
             per_day = "offset -" in target["expr"]
             if per_day and not target.get("instant"):
                 assert panel.get("interval") == "1d", panel["title"]
 
 
-@pytest.mark.parametrize("name", dashboard_ids())
-def test_dashboard_links_point_at_existing_dashboards(name):
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_dashboard_links_point_at_the_other_dashboards_of_the_organization(name):
     uids = {d["uid"] for d in DASHBOARDS.values()}
     links = DASHBOARDS[name]["links"]
     targets = {UID_PATH.match(link["url"]).group(1) for link in links}
     assert targets == uids - {DASHBOARDS[name]["uid"]}
+    assert all(link["url"].endswith("?${organization:queryparam}") for link in links)
 
 
-@pytest.mark.parametrize("name", dashboard_ids())
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
 def test_data_links_point_at_existing_dashboards(name):
     uids = {d["uid"] for d in DASHBOARDS.values()}
     text = json.dumps([p["fieldConfig"] for p in panels(DASHBOARDS[name])])
@@ -202,6 +230,7 @@ def test_team_insights_rows_link_to_the_member_dashboard():
     member_uid = DASHBOARDS["member.json"]["uid"]
     assert [UID_PATH.search(link["url"]).group(1) for link in links] == [member_uid]
     assert "var-member=${__data.fields.member" in links[0]["url"]
+    assert "${organization:queryparam}" in links[0]["url"]
 
 
 def test_the_member_dashboard_selects_one_member_from_the_link():
@@ -212,14 +241,14 @@ def test_the_member_dashboard_selects_one_member_from_the_link():
 @pytest.mark.parametrize("name", dashboard_ids())
 def test_grafana_foundation_sdk_round_trips_the_dashboard_without_dropping_a_key(name):
     plugins.register_default_plugins()
-    dashboard = DASHBOARDS[name]
+    dashboard = EVERY_DASHBOARD[name]
     again = json.loads(json.dumps(Dashboard.from_json(dashboard), cls=JSONEncoder))
     assert key_paths(dashboard) - key_paths(again) == set()
 
 
 @pytest.mark.parametrize("name", dashboard_ids())
 def test_every_query_parses_with_promtool(name, tmp_path):
-    dashboard = DASHBOARDS[name]
+    dashboard = EVERY_DASHBOARD[name]
     rules = [
         {"record": f"check:panel_{p['id']}_{t['refId']}", "expr": sample_query(dashboard, p, t)}
         for p in panels(dashboard)
@@ -251,19 +280,50 @@ def test_every_metric_a_query_names_is_documented_or_recorded():
     assert used - known == set()
 
 
+def organization_totals() -> set[str]:
+    """The recorded series of one figure per organization, whose rules sum the job away."""
+    return {name for name in recorded_metrics() if not name.endswith(("_member", ":count"))}
+
+
 def test_queries_select_the_exporters_job():
-    """Every exported series is read with the job's selector, and so is every recorded series that
-    is read with a selector (the month-to-date rules are organization totals, read bare)."""
+    """Every exported series is read with the job's selector, and so is every recorded series but
+    the organization totals."""
     for name, panel, target in all_targets():
         names = [n for n in METRIC_NAME.findall(target["expr"]) if ":" not in n]
         exported = re.findall(r"\b(?:claude_code_analytics[a-z0-9_]*|up)\{", target["expr"])
         assert len(exported) == len(names), f"{name}: {panel['title']}"
-        selectors = re.findall(
-            r"\b(?:claude_code_analytics[a-z0-9_:]*|up)\{([^}]*)\}", target["expr"]
-        )
-        assert all('job="claude-code-analytics"' in s for s in selectors), (
-            f"{name}: {panel['title']}"
-        )
+        read = re.findall(r"\b(claude_code_analytics[a-z0-9_:]*|up)\{([^}]*)\}", target["expr"])
+        wrong = [
+            metric
+            for metric, selector in read
+            if metric not in organization_totals() and 'job="claude-code-analytics"' not in selector
+        ]
+        assert wrong == [], f"{name}: {panel['title']}"
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_every_query_of_an_organization_dashboard_reads_the_organization_picked(name):
+    """Every series is selected by the organization's id but Prometheus' `up`, which is the
+    target's: it is joined by job and instance to the targets that served the organization."""
+    for _, panel, target in all_targets({name: DASHBOARDS[name]}):
+        read = re.findall(r"\b(claude_code_analytics[a-z0-9_:]*|up)\{([^}]*)\}", target["expr"])
+        assert read, panel["title"]
+        for metric, selector in read:
+            joined = metric == "up" and "and on (job, instance)" in target["expr"]
+            assert ORGANIZATION in selector or joined, f"{panel['title']}: {metric}"
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_every_join_and_grouping_by_member_keeps_the_organization_apart(name):
+    """The same email in two organizations never mixes: every `on (...)` that matches series, and
+    every `by (...)` that keeps a member's labels, lists the organization too."""
+    for _, panel, target in all_targets({name: DASHBOARDS[name]}):
+        for keyword, clause in re.findall(r"\b(on|by)\s*\(([^)]*)\)", target["expr"]):
+            labels = {label.strip() for label in clause.split(",") if label.strip()}
+            if labels and (keyword == "on" or labels & {"member", "actor_type", "role"}):
+                assert "organization_id" in labels or labels == {"job", "instance"}, (
+                    f"{panel['title']}: {keyword} ({clause})"
+                )
 
 
 def test_an_sre_overrides_selector_uid_prefix_and_budget_from_another_jsonnet_file():
@@ -275,19 +335,26 @@ def test_an_sre_overrides_selector_uid_prefix_and_budget_from_another_jsonnet_fi
     dashboards = overridden["d"]
     exprs = [t["expr"] for d in dashboards.values() for p in panels(d) for t in p["targets"]]
     exprs += [r["expr"] for g in overridden["r"]["groups"] for r in g["rules"]]
-    gauge = next(
-        p for p in dashboards["cost.json"]["panels"] if p["title"] == "Month-to-date spend"
+    budget = next(
+        r["expr"]
+        for g in overridden["r"]["groups"]
+        for r in g["rules"]
+        if r.get("record") == "claude_code_analytics:monthly_budget_usd"
     )
     assert {d["uid"].split("-")[0] for d in dashboards.values()} == {"acme"}
     assert [e for e in exprs if "claude-code-analytics" in e] == []
-    assert all('job="acme"' in e for e in exprs if "{" in e)
-    assert gauge["fieldConfig"]["defaults"]["max"] == 500
+    assert all('job="acme"' in e for e in exprs if "claude_code_analytics_" in e)
+    assert budget.startswith("500 * group by (organization_id, organization_name)")
 
 
 def per_day_call(time_range: TimeRange):
     dashboard = DASHBOARDS["analytics.json"]
     activity = next(p for p in dashboard["panels"] if p["title"] == "Activity")
-    selected = {"member": ["a.b+c@example.com", "ci"], "actor_type": ["user"]}
+    selected = {
+        "organization": ["a1f3"],
+        "member": ["a.b+c@example.com", "ci"],
+        "actor_type": ["user"],
+    }
     return prometheus_call(dashboard, activity, activity["targets"][0], selected, time_range)
 
 
@@ -302,12 +369,15 @@ def test_a_multi_value_variable_becomes_an_escaped_regex_alternation():
     query = per_day_call(TimeRange(0.0, 30 * 86400.0)).params["query"]
     assert 'member=~"(a\\\\.b\\\\+c@example\\\\.com|ci)"' in query
     assert 'actor_type=~"user"' in query
+    assert 'organization_id="a1f3"' in query
 
 
 def test_rate_interval_is_the_larger_of_interval_plus_step_and_four_steps():
     dashboard = DASHBOARDS["exporter.json"]
     chart = next(p for p in dashboard["panels"] if p["title"] == "Admin API requests by code")
-    short = prometheus_call(dashboard, chart, chart["targets"][0], {}, TimeRange(0, 300), 15)
-    long = prometheus_call(dashboard, chart, chart["targets"][0], {}, TimeRange(0, 30 * 86400), 15)
+    target, picked = chart["targets"][0], {"organization": ["a1f3"]}
+    short = prometheus_call(dashboard, chart, target, picked, TimeRange(0, 300), 15)
+    long = prometheus_call(dashboard, chart, target, picked, TimeRange(0, 30 * 86400), 15)
+
     assert "[1m0s]" in short.params["query"] and short.params["step"] == "15"
     assert "[2h0m0s]" in long.params["query"] and long.params["step"] == "1800"

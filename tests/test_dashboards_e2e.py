@@ -92,15 +92,21 @@ def time_range_for(name: str) -> TimeRange:
 
 
 def selection(prometheus, org, name: str, time_range: TimeRange) -> dict[str, Sequence[str]]:
-    """Every variable's options for "All", and for the member dashboard the busiest member."""
+    """Every variable's options for "All", the organization (the only one), and for the member
+    dashboard the busiest member."""
+    dashboard = DASHBOARDS[name]
     selected: dict[str, Sequence[str]] = {}
-    for variable in DASHBOARDS[name]["templating"]["list"]:
+    for variable in dashboard["templating"]["list"]:
         if variable["type"] != "query":
             continue
         if variable.get("includeAll"):
             selected[variable["name"]] = [ALL]
+            continue
+        options = variable_values(prometheus.url, variable, time_range, selected, dashboard)
+        if variable["name"] == "organization":
+            assert options == [org.organization_id]
+            selected["organization"] = options
         else:
-            options = variable_values(prometheus.url, variable, time_range)
             selected[variable["name"]] = [busiest_member(org, options)]
     return selected
 
@@ -314,11 +320,11 @@ def through_member_rules() -> list[tuple[str, str, str]]:
     ]
 
 
-def every_member(prometheus) -> list[str]:
-    variable = next(
-        v for v in DASHBOARDS["analytics.json"]["templating"]["list"] if v["name"] == "member"
-    )
-    return variable_values(prometheus.url, variable, last_30_days())
+def every_member(prometheus, org) -> list[str]:
+    dashboard = DASHBOARDS["analytics.json"]
+    variable = next(v for v in dashboard["templating"]["list"] if v["name"] == "member")
+    picked = {"organization": [org.organization_id]}
+    return variable_values(prometheus.url, variable, last_30_days(), picked, dashboard)
 
 
 def figures(result: list[dict]) -> dict[str, float]:
@@ -340,7 +346,7 @@ def test_all_shows_what_every_member_picked_shows(prometheus, org, name, title, 
     """All reads the recorded sums; every member picked by name reads each member's series."""
     if is_per_day(name, title, ref_id) and not per_day_windows_open(org.now()):
         pytest.skip("per-day windows hold no samples before 00:05 UTC by design")
-    everyone, time_range = every_member(prometheus), last_30_days()
+    everyone, time_range = every_member(prometheus, org), last_30_days()
     via_rules = figures(run(prometheus, org, name, title, ref_id, time_range))
     via_members = figures(run(prometheus, org, name, title, ref_id, time_range, everyone))
     assert via_rules != {}
@@ -368,7 +374,7 @@ def test_all_selects_the_recorded_sums_and_picked_members_their_own_series(prome
     """The mechanism behind the equal figures above: with All, the members' half of each query
     selects nothing; with members picked, the recorded half selects nothing."""
     title, time_range = "Activity", last_30_days()  # users (a count) and sessions (a sum)
-    everyone = every_member(prometheus)
+    everyone = every_member(prometheus, org)
     via_rules = call_for(prometheus, org, "analytics.json", title, ref_id, time_range)
     via_members = call_for(prometheus, org, "analytics.json", title, ref_id, time_range, everyone)
     recorded, own = selected_series(prometheus, via_rules.params["query"])

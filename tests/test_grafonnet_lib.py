@@ -109,6 +109,17 @@ def test_a_query_variable_reads_label_values_from_the_datasource_variable():
     assert (variable["includeAll"], variable["allValue"]) == (True, ".*")
 
 
+def test_a_query_variable_can_read_a_query_result_through_a_regex():
+    variable = render(
+        "local v = g.dashboard.variable;"
+        "v.query.new('organization')"
+        " + v.query.queryTypes.withQueryResult('group by (id) (info)')"
+        ' + v.query.withRegex(\'/id="(?<value>[^"]+)"/\')'
+    )
+    assert variable["query"] == "query_result(group by (id) (info))"
+    assert variable["regex"] == '/id="(?<value>[^"]+)"/'
+
+
 def test_a_dashboard_link_points_at_a_url_and_can_keep_the_time_range():
     link = render(
         "local l = g.dashboard.link.link;l.new('Member', '/d/abc') + l.options.withKeepTime()"

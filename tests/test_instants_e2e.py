@@ -30,7 +30,7 @@ from conftest import TEST_KEY, Clock, make_poller
 from exporter.backfill import escape, number, parse_args, run, with_member_aggregates
 from exporter.clock import frozen, midnight
 from exporter.simulator import SimulatedOrganization, serve
-from grafana_queries import ALL, TimeRange, prometheus_call
+from grafana_queries import TimeRange, as_opened, prometheus_call
 from procs import start_prometheus
 
 pytestmark = pytest.mark.e2e
@@ -233,7 +233,7 @@ def panel(title: str) -> dict:
 def shown(at: At, title: str, ref_id: str, time_range: TimeRange) -> list[dict]:
     chosen = panel(title)
     target = next(t for t in chosen["targets"] if t["refId"] == ref_id)
-    selected = {v["name"]: [ALL] for v in DASHBOARD["templating"]["list"] if v["type"] == "query"}
+    selected = as_opened(at.url, DASHBOARD, time_range)
     return prometheus_call(DASHBOARD, chosen, target, selected, time_range).run(at.url)
 
 

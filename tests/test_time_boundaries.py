@@ -19,7 +19,7 @@ from exporter.clock import frozen
 from exporter.poller import Poller
 from exposition import samples, series, value
 from fake_admin_api import FakeAdminApi, fixtures_on
-from grafana_queries import ALL, TimeRange, prometheus_call
+from grafana_queries import TimeRange, as_opened, prometheus_call
 from procs import start_exporter, start_prometheus, wait_for_scrapes_and_rules
 from tools.generate import RULES_DIR
 
@@ -55,13 +55,13 @@ def test_monthly_active_members_count_all_thirty_days_with_the_default_history(m
 
 
 def shown(prometheus, name: str, title: str, ref_id: str = "A") -> list[dict]:
-    """What Grafana gets for one target of a panel, with every variable at All, over 30 days."""
+    """What Grafana gets for one target of a panel, as the dashboard opens, over 30 days."""
     dashboard = DASHBOARDS[name]
     chosen = next(p for p in dashboard["panels"] if p["title"] == title)
     target = next(t for t in chosen["targets"] if t["refId"] == ref_id)
-    selected = {v["name"]: [ALL] for v in dashboard["templating"]["list"] if v["type"] == "query"}
     now = time.time()
     time_range = TimeRange(now - 30 * 86400, now)
+    selected = as_opened(prometheus.url, dashboard, time_range)
     return prometheus_call(dashboard, chosen, target, selected, time_range, 1).run(prometheus.url)
 
 

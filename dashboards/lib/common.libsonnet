@@ -19,8 +19,14 @@ function(c) {
     local recorded = promql.memberAggregate(c.metricPrefix, name, if std.startsWith(agg, 'count') then 'count' else 'sum');
     promql.membersDaily(self.period(name), recorded, selector, member, agg),
 
-  // Selectors, each starting with the exporter's: `selector('tool="edit"')`.
-  selector(extra=''): std.join(', ', [c.exporterSelector] + (if extra == '' then [] else [extra])),
+  // Selectors, each starting with the exporter's and the organization picked in $organization:
+  // `selector('tool="edit"')`. The cross-organization dashboard uses `everyOrganization()` instead.
+  selector(extra=''): self.everyOrganization(std.join(', ', [c.organizationSelector] + (if extra == '' then [] else [extra]))),
+  everyOrganization(extra=''): std.join(', ', [c.exporterSelector] + (if extra == '' then [] else [extra])),
+  // The organization's labels, for `by (...)` and `on (...)`: `by('member, actor_type')` keeps them
+  // beside the given ones, so that two organizations' series never merge, whatever is selected.
+  organizationLabels: c.organizationLabels,
+  by(labels=''): std.join(', ', [c.organizationLabels] + (if labels == '' then [] else [labels])),
   // The member and actor type variables of the Console dashboard.
   memberSelector(extra=''):
     self.selector(std.join(', ', ['member=~"$member"', 'actor_type=~"$actor_type"'] + (if extra == '' then [] else [extra]))),
@@ -35,6 +41,25 @@ function(c) {
     + g.dashboard.variable.datasource.withRegex(c.datasourceRegex)
     + g.dashboard.variable.datasource.generalOptions.withLabel('Data source')
     + g.dashboard.variable.datasource.generalOptions.withCurrent(c.datasourceDefault),
+
+  // The organization, by id, shown by its name: Grafana takes the option's value and text from the named
+  // groups of the regex, over the query's result lines `{organization_id="…",organization_name="…"} 1 …`.
+  // Every organization the exporter reported within the dashboard's range is offered.
+  organizationVariable:
+    g.dashboard.variable.query.new('organization')
+    + g.dashboard.variable.query.withDatasourceFromVariable(common.datasourceVariable)
+    + g.dashboard.variable.query.queryTypes.withQueryResult(
+      'group by (%s) (last_over_time(%s{%s}[$__range]))'
+      % [c.organizationLabels, self.metric('day_start_timestamp_seconds'), c.exporterSelector]
+    )
+    + g.dashboard.variable.query.withRegex(
+      '/%s="(?<value>[^"]+)"(?:,%s="(?<text>.*)")?\\}/' % [c.organizationIdLabel, c.organizationNameLabel]
+    )
+    + g.dashboard.variable.query.refresh.onTime()
+    + g.dashboard.variable.query.generalOptions.withLabel('Organization')
+    + g.dashboard.variable.query.generalOptions.withDescription(
+      'The Anthropic organization: every figure of this dashboard is of this one organization alone.'
+    ),
 
   local labelVariable(name, label, metric) =
     g.dashboard.variable.query.new(name)

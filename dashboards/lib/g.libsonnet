@@ -185,7 +185,12 @@ local reduceOptions = {
             local q = if metric == '' then 'label_values(%s)' % label
             else 'label_values(%s, %s)' % [metric, label];
             { query: q },
+          // query_result(query): one option per series of the instant query at the range's end, as the
+          // text `{label="value",...} value timestamp`; withRegex() picks the option's value and text.
+          withQueryResult(query): { query: 'query_result(%s)' % query },
         },
+        // A regex over the options; its named groups `value` and `text` give each option's two parts.
+        withRegex(value): { regex: value },
         refresh: {
           onLoad(): { refresh: 1 },
           onTime(): { refresh: 2 },
