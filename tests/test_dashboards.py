@@ -13,7 +13,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from grafana_queries import TimeRange, option, prometheus_call
-from tools.generate import DASHBOARDS_DIR, RULES_DIR, evaluate, render, stale
+from tools.generate import DASHBOARDS_DIR, FINANCE_DIR, RULES_DIR, evaluate, render, stale
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS_DOC = ROOT / "docs" / "metrics.md"
@@ -27,8 +27,10 @@ CONSOLE_TITLES = [
 METRIC_NAME = re.compile(r"\b(claude_code_analytics[a-z0-9_:]*|up)\b(?=\s*[{\[)])")
 UID_PATH = re.compile(r"/d/([A-Za-z0-9_-]+)")
 MIXIN = evaluate()
+# The organization's dashboards, and the one across organizations (a root of its own).
 DASHBOARDS = MIXIN["grafanaDashboards"]
-EVERY_DASHBOARD = DASHBOARDS
+FINANCE = MIXIN["grafanaFinanceDashboards"]
+EVERY_DASHBOARD = {**DASHBOARDS, **FINANCE}
 ORGANIZATION = 'organization_id="$organization"'
 SAMPLE_VALUES = {
     "organization": ["a1f3c2d4-5b6e-4f70-8a91-b2c3d4e5f601"],
@@ -90,9 +92,15 @@ def test_committed_dashboards_and_rules_are_generated_from_the_mixin():
     mine = {
         path: text
         for path, text in render(MIXIN).items()
-        if path.parent == DASHBOARDS_DIR or path.name == "rules.yaml"
+        if path.parent in (DASHBOARDS_DIR, FINANCE_DIR) or path.name == "rules.yaml"
     }
-    assert [p for p in stale(mine) if p in mine or p.parent == DASHBOARDS_DIR] == []
+    assert [p for p in stale(mine) if p in mine or p.parent in (DASHBOARDS_DIR, FINANCE_DIR)] == []
+
+
+def test_the_dashboard_across_organizations_is_rendered_apart_from_the_others():
+    """The folder provisioned into every organization's Grafana must not hold it."""
+    assert sorted(p.name for p in FINANCE_DIR.glob("*.json")) == sorted(FINANCE)
+    assert not set(FINANCE) & {p.name for p in DASHBOARDS_DIR.glob("*.json")}
 
 
 def test_the_console_dashboard_has_the_console_panels_by_title():
@@ -211,6 +219,13 @@ def test_dashboard_links_point_at_the_other_dashboards_of_the_organization(name)
     assert all(link["url"].endswith("?${organization:queryparam}") for link in links)
 
 
+def test_the_dashboard_across_organizations_links_to_no_other_and_none_to_it():
+    """It lives in another Grafana organization, where the others are not."""
+    assert [d["links"] for d in FINANCE.values()] == [[] for _ in FINANCE]
+    finance_uids = {d["uid"] for d in FINANCE.values()}
+    assert not set(UID_PATH.findall(json.dumps(DASHBOARDS))) & finance_uids
+
+
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
 def test_data_links_point_at_existing_dashboards(name):
     uids = {d["uid"] for d in DASHBOARDS.values()}
@@ -316,7 +331,8 @@ def test_every_query_of_an_organization_dashboard_reads_the_organization_picked(
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
 def test_every_join_and_grouping_by_member_keeps_the_organization_apart(name):
     """The same email in two organizations never mixes: every `on (...)` that matches series, and
-    every `by (...)` that keeps a member's labels, lists the organization too."""
+    every `by (...)` that keeps a member's labels, lists the organization too. (The dashboard across
+    organizations counts a person once by email on purpose.)"""
     for _, panel, target in all_targets({name: DASHBOARDS[name]}):
         for keyword, clause in re.findall(r"\b(on|by)\s*\(([^)]*)\)", target["expr"]):
             labels = {label.strip() for label in clause.split(",") if label.strip()}
@@ -324,6 +340,12 @@ def test_every_join_and_grouping_by_member_keeps_the_organization_apart(name):
                 assert "organization_id" in labels or labels == {"job", "instance"}, (
                     f"{panel['title']}: {keyword} ({clause})"
                 )
+
+
+def test_the_dashboard_across_organizations_reads_every_organization():
+    exprs = [t["expr"] for _, _, t in all_targets(FINANCE)]
+    assert exprs and not any("$organization" in e for e in exprs)
+    assert [v["name"] for d in FINANCE.values() for v in d["templating"]["list"]] == ["datasource"]
 
 
 def test_an_sre_overrides_selector_uid_prefix_and_budget_from_another_jsonnet_file():

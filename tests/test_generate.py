@@ -22,6 +22,9 @@ def test_an_override_file_renders_into_its_own_folder(tmp_path):
     assert main(["--mixin", str(mine), "--out", str(tmp_path / "build")]) == 0
     analytics = json.loads((tmp_path / "build" / "dashboards" / "analytics.json").read_text())
     assert analytics["uid"] == "acme-analytics"
+    finance = tmp_path / "build" / "dashboards-finance"
+    assert [p.name for p in finance.glob("*.json")] == ["finance.json"]
+    assert not (tmp_path / "build" / "dashboards" / "finance.json").exists()
     alerts = yaml.safe_load((tmp_path / "build" / "rules" / "alerts.yaml").read_text())
     budget = [
         rule["expr"]

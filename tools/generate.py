@@ -1,9 +1,11 @@
 """Render the mixin into the committed dashboards and Prometheus rule files.
 
-    python tools/generate.py          # write dashboards/generated/ and alerts/generated/
+    python tools/generate.py          # write dashboards/generated/, dashboards/generated-finance/
+                                      # and alerts/generated/
     python tools/generate.py --check  # exit 1 and name the stale files if the output differs
     python tools/generate.py --mixin my-mixin.libsonnet --out build/
-        # render your own file (the mixin with your _config) into build/dashboards/ and build/rules/
+        # render your own file (the mixin with your _config) into build/dashboards/,
+        # build/dashboards-finance/ and build/rules/
 
 gojsonnet is used when installed (much faster); otherwise the reference `jsonnet` package.
 """
@@ -19,9 +21,16 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS_DIR = ROOT / "dashboards" / "generated"
+# The cross-organization dashboards, in a folder of their own: they are provisioned into another
+# Grafana organization than the others, whose folder must not hold them.
+FINANCE_DIR = ROOT / "dashboards" / "generated-finance"
 RULES_DIR = ROOT / "alerts" / "generated"
-# The mixin's roots are hidden fields (`::`), so they are selected explicitly.
-ROOTS = "{ [k]: m[k] for k in ['grafanaDashboards', 'prometheusAlerts', 'prometheusRules'] }"
+# The mixin's roots are hidden fields (`::`), so they are selected explicitly; a file without the
+# cross-organization dashboards renders none.
+ROOTS = (
+    "{ [k]: std.get(m, k, {}) for k in ['grafanaDashboards', 'grafanaFinanceDashboards',"
+    " 'prometheusAlerts', 'prometheusRules'] }"
+)
 
 
 class NoJsonnet(Exception):
@@ -45,12 +54,19 @@ def evaluate(path: Path = ROOT / "mixin.libsonnet", ext_code: str | None = None)
 
 
 def render(
-    mixin: dict, dashboards_dir: Path = DASHBOARDS_DIR, rules_dir: Path = RULES_DIR
+    mixin: dict,
+    dashboards_dir: Path = DASHBOARDS_DIR,
+    rules_dir: Path = RULES_DIR,
+    finance_dir: Path = FINANCE_DIR,
 ) -> dict[Path, str]:
     """Map every output file to its content."""
     files: dict[Path, str] = {}
-    for name, dashboard in sorted(mixin["grafanaDashboards"].items()):
-        files[dashboards_dir / name] = json.dumps(dashboard, indent=2, sort_keys=True) + "\n"
+    for folder, key in (
+        (dashboards_dir, "grafanaDashboards"),
+        (finance_dir, "grafanaFinanceDashboards"),
+    ):
+        for name, dashboard in sorted(mixin[key].items()):
+            files[folder / name] = json.dumps(dashboard, indent=2, sort_keys=True) + "\n"
     for name, key in (("alerts.yaml", "prometheusAlerts"), ("rules.yaml", "prometheusRules")):
         files[rules_dir / name] = _yaml(mixin[key])
     return files
@@ -64,15 +80,26 @@ def _yaml(obj: dict) -> str:
 def stale(files: dict[Path, str]) -> list[Path]:
     """Output files whose committed content differs, plus committed files no longer generated."""
     out = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
-    for folder, pattern in ((DASHBOARDS_DIR, "*.json"), (RULES_DIR, "*.yaml")):
+    for folder, pattern in (
+        (DASHBOARDS_DIR, "*.json"),
+        (FINANCE_DIR, "*.json"),
+        (RULES_DIR, "*.yaml"),
+    ):
         out += [p for p in folder.glob(pattern) if p not in files]
     return sorted(out)
 
 
 def write(
-    files: dict[Path, str], dashboards_dir: Path = DASHBOARDS_DIR, rules_dir: Path = RULES_DIR
+    files: dict[Path, str],
+    dashboards_dir: Path = DASHBOARDS_DIR,
+    rules_dir: Path = RULES_DIR,
+    finance_dir: Path = FINANCE_DIR,
 ) -> None:
-    for folder, pattern in ((dashboards_dir, "*.json"), (rules_dir, "*.yaml")):
+    for folder, pattern in (
+        (dashboards_dir, "*.json"),
+        (finance_dir, "*.json"),
+        (rules_dir, "*.yaml"),
+    ):
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob(pattern):
             if old not in files:
@@ -96,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     except NoJsonnet as exc:
         parser.exit(2, f"{parser.prog}: {exc}.\n")
     if args.mixin:
-        folders = (args.out / "dashboards", args.out / "rules")
+        folders = (args.out / "dashboards", args.out / "rules", args.out / "dashboards-finance")
         files = render(mixin, *folders)
         write(files, *folders)
         print(f"wrote {len(files)} files into {args.out}")
