@@ -152,12 +152,13 @@ def selections(
     base_url: str, dashboard: dict, time_range: TimeRange
 ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Each query variable's default (All, or the first value) as Grafana sends it, and the same
-    with every value picked by name instead of All."""
+    with every value picked by name instead of All; a variable's options are those of the earlier
+    variables' defaults (the organization's members)."""
     defaults, every = {}, {}
     for variable in dashboard.get("templating", {}).get("list", []):
         if variable["type"] != "query":
             continue
-        values = variable_values(base_url, variable, time_range) or [""]
+        values = variable_values(base_url, variable, time_range, defaults, dashboard) or [""]
         current = (variable.get("current") or {}).get("value")
         defaults[variable["name"]] = [ALL] if current == ALL else values[:1]
         every[variable["name"]] = values if current == ALL else values[:1]
