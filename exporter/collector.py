@@ -1,21 +1,30 @@
 """Metric families computed from the store, rendered once per poll into a cached exposition.
 
 Nothing here runs on a scrape: the poller calls `render()` and the HTTP handler serves the bytes
-it returned. docs/metrics.md explains every series and why the data series are period gauges."""
+it returned. docs/metrics.md explains every series and why the data series are period gauges.
+
+At 50,000 members the exposition has 1 to 2 million series, so memory is kept per family: the
+store's rows are read as they come and summed into compact columns (Sums), a data family is a
+DataGauge that holds those sums rather than prometheus_client samples, and render_chunks() writes
+one family after the other, a piece at a time (docs/performance.md)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import platform
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+import sys
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from . import __version__
 from .clock import day_start
@@ -137,7 +146,7 @@ def data_families(
             f"{PREFIX}_{period}_terminal_active_members",
             f"Distinct actors with a record of each terminal type in {PERIOD_HELP[period]}.",
             ["terminal_type"],
-            {(terminal,): count for terminal, count in sorted(terminals.items())},
+            {(terminal,): count for terminal, count in sorted(terminals.items())}.items(),
         )
     for name, days in ACTIVE_WINDOWS:
         counts = store.active_members(today - timedelta(days=days - 1), today)
@@ -160,31 +169,28 @@ def _member_families(
 ) -> Iterator[Metric]:
     where = PERIOD_HELP[period]
     labels = list(members.names)
-    core: dict[str, dict[tuple[str, ...], int]] = {f: defaultdict(int) for f in CORE_FIELDS}
-    cost: dict[tuple[str, ...], int] = defaultdict(int)
-    for actor, totals in store.actor_totals(start, end).items():
-        key = members.values(actor)
-        for f in CORE_FIELDS:
-            core[f][key] += getattr(totals, f)
-        cost[key] += totals.cost_microcents
-    for f in CORE_FIELDS:
-        yield _gauge(f"{PREFIX}_{period}_{f}", f"{CORE_HELP[f]} in {where}.", labels, core[f])
+    sums = Sums(len(CORE_FIELDS) + 1)  # the core counts, then the cost in microcents
+    for actor_type, actor, *values in store.actor_rows(start, end):
+        sums.add(members.values((actor_type, actor)), values)
+    for n, f in enumerate(CORE_FIELDS):
+        yield _gauge(
+            f"{PREFIX}_{period}_{f}", f"{CORE_HELP[f]} in {where}.", labels, sums.column(n)
+        )
     yield _gauge(
         f"{PREFIX}_{period}_cost_usd",
         f"Estimated cost in USD in {where} (sum of estimated_cost, in cents, / 100).",
         labels,
-        {key: dollars(value) for key, value in cost.items()},
+        sums.column(len(CORE_FIELDS), dollars),
     )
-    decisions: dict[tuple[str, ...], int] = defaultdict(int)
-    for (actor_type, actor, tool), (accepted, rejected) in store.tool_totals(start, end).items():
-        key = members.values((actor_type, actor))
-        decisions[(*key, tool, "accepted")] += accepted
-        decisions[(*key, tool, "rejected")] += rejected
+    del sums  # the families above are rendered by now: their sums go before the next are read
+    decisions = Sums(2)  # accepted, rejected per member label values and tool
+    for (actor_type, actor, tool), counts in store.tool_rows(start, end):
+        decisions.add((*members.values((actor_type, actor)), tool), counts)
     yield _gauge(
         f"{PREFIX}_{period}_tool_decisions",
         f"Code-editing tool suggestions accepted or rejected in {where}.",
         [*labels, "tool", "decision"],
-        decisions,
+        decisions.spread(("accepted", "rejected")),
     )
 
 
@@ -194,80 +200,224 @@ def _model_families(
     where = PERIOD_HELP[period]
     per_actor = settings.member_models
     labels = [*members.names, "model"] if per_actor else ["model"]
-    cost: dict[tuple[str, ...], int] = defaultdict(int)
-    tokens: dict[tuple[str, ...], int] = defaultdict(int)
-    for key, (*token_sums, microcents) in store.model_totals(start, end, per_actor).items():
+    sums = Sums(len(TOKEN_TYPES) + 1)  # the tokens by type, then the cost in microcents
+    for key, values in store.model_rows(start, end, per_actor):
         label_values = (*members.values((key[0], key[1])), key[2]) if per_actor else key
-        cost[label_values] += microcents
-        for token_type, value in zip(TOKEN_TYPES, token_sums, strict=True):
-            tokens[(*label_values, token_type)] += value
+        sums.add(label_values, values)
     yield _gauge(
         f"{PREFIX}_{period}_model_cost_usd",
         f"Estimated cost in USD by model in {where}.",
         labels,
-        {key: dollars(value) for key, value in cost.items()},
+        sums.column(len(TOKEN_TYPES), dollars),
     )
     yield _gauge(
         f"{PREFIX}_{period}_model_tokens",
         f"Tokens by model and token type in {where}.",
         [*labels, "token_type"],
-        tokens,
+        sums.spread(TOKEN_TYPES),
     )
 
 
 def _active_members(name: str, counts: dict[str, int], help_text: str) -> Metric:
     values = {(actor_type,): count for actor_type, count in sorted(counts.items())}
-    return _gauge(name, help_text, ["actor_type"], values)
+    return _gauge(name, help_text, ["actor_type"], values.items())
 
 
-def _gauge(
-    name: str, help_text: str, labels: list[str], values: Mapping[tuple[str, ...], float]
-) -> Metric:
+class Series(Protocol):
+    """A family's series: (label values, value) pairs, as often as they are iterated."""
+
+    def __iter__(self) -> Iterator[tuple[tuple[str, ...], float]]: ...
+
+    def __len__(self) -> int: ...
+
+
+def _gauge(name: str, help_text: str, labels: list[str], series: Series) -> Metric:
     """A data gauge computed from the store, its help saying so, with one sample per label set."""
-    family = GaugeMetricFamily(name, f"{help_text} {CACHE_NOTE}", labels=labels)
-    for key, value in values.items():
-        family.add_metric(key, value)
-    return family
+    return DataGauge(name, f"{help_text} {CACHE_NOTE}", labels, series)
+
+
+class DataGauge(GaugeMetricFamily):
+    """A gauge that keeps its series as (label values, value) pairs, not as samples.
+
+    A sample of prometheus_client (a named tuple and a dict of labels) takes about 400 bytes, and
+    the largest family has several per member: render() writes the text from `series` instead.
+    `samples` builds them when read, for the readers of Metric (the backfill)."""
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str], series: Series):
+        super().__init__(name, documentation, labels=labels)
+        self.label_names = tuple(labels)
+        self.series = series
+        self.samples = _Samples(self.name, self.label_names, series)  # type: ignore[assignment]
+
+
+class _Samples:
+    """The samples of a DataGauge, as add_metric() would have made them, built as they are read.
+    It holds what it needs, not the family: a cycle would keep each family until the garbage
+    collector's next full pass."""
+
+    def __init__(self, name: str, labels: tuple[str, ...], series: Series):
+        self._name, self._labels, self._series = name, labels, series
+
+    def __iter__(self) -> Iterator[Sample]:
+        for key, value in self._series:
+            yield Sample(self._name, dict(zip(self._labels, key, strict=False)), value)
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+    def __bool__(self) -> bool:
+        return any(True for _ in self._series)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Iterable) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
+class Sums:
+    """Integer sums per label set, kept in the order the label sets first came: what a dict of
+    label values to sums would hold, in a fraction of its memory (the label values once, the sums
+    in arrays of 64-bit integers, which the store's sums fit; a sum past them turns its column
+    into Python integers)."""
+
+    def __init__(self, width: int):
+        self.keys: list[tuple[str, ...]] = []
+        self._index: dict[tuple[str, ...], int] = {}
+        self._columns: list[MutableSequence[int]] = [array("q") for _ in range(width)]
+
+    def add(self, key: tuple[str, ...], values: Iterable[int]) -> None:
+        at = self._index.setdefault(key, len(self.keys))
+        if at == len(self.keys):
+            self.keys.append(key)
+            for column, value in zip(self._columns, values, strict=True):
+                column.append(value)
+            return
+        for n, value in enumerate(values):
+            try:
+                self._columns[n][at] += value
+            except OverflowError:
+                self._columns[n] = list(self._columns[n])
+                self._columns[n][at] += value
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def column(self, n: int, convert: Callable[[int], float] | None = None) -> Series:
+        """The label sets with their nth sum, `convert`ed when given."""
+        return _Column(self, n, convert)
+
+    def spread(self, names: Sequence[str]) -> Series:
+        """Each label set with each sum, one series per sum, the sum's name as the last label
+        value (as a dict keyed by label values and that name would hold them)."""
+        return _Spread(self, names)
+
+
+class _Column:
+    def __init__(self, sums: Sums, n: int, convert: Callable[[int], float] | None):
+        self._sums, self._n, self._convert = sums, n, convert
+
+    def __len__(self) -> int:
+        return len(self._sums)
+
+    def __iter__(self) -> Iterator[tuple[tuple[str, ...], float]]:
+        values = self._sums._columns[self._n]
+        if self._convert is None:
+            return zip(self._sums.keys, values, strict=True)
+        return zip(self._sums.keys, map(self._convert, values), strict=True)
+
+
+class _Spread:
+    def __init__(self, sums: Sums, names: Sequence[str]):
+        self._sums, self._names = sums, names
+
+    def __len__(self) -> int:
+        return len(self._sums) * len(self._names)
+
+    def __iter__(self) -> Iterator[tuple[tuple[str, ...], float]]:
+        columns = self._sums._columns
+        for at, key in enumerate(self._sums.keys):
+            for name, column in zip(self._names, columns, strict=False):
+                yield (*key, name), column[at]
 
 
 def _member_info(store: Store, members: MemberLabels) -> Iterator[Metric]:
     spans = store.activity_span()
-    org_members = store.members()
-    roles = {m.email.lower(): m.role for m in org_members}
     active_emails = {name.lower() for kind, name in spans if kind == "user"}
-    actors = set(spans) | {
-        ("user", m.email) for m in org_members if m.email.lower() not in active_emails
-    }
-    info = GaugeMetricFamily(
+    roles: dict[str, str] = {}
+    inactive = set()
+    for email, role in store.member_roles():
+        lowered = email.lower()
+        roles[lowered] = sys.intern(role)
+        if lowered not in active_emails:
+            inactive.add(("user", email))
+    del active_emails
+    actors = sorted(inactive.union(spans))
+    del inactive
+    yield DataGauge(
         f"{PREFIX}_member_info",
         "1 for every actor in the store and every organization user, with the user's Console role.",
-        labels=[*members.names, "role"],
+        [*members.names, "role"],
+        _MemberInfo(actors, roles, members),
     )
-    seen: set[tuple[str, ...]] = set()
-    for actor in sorted(actors):
-        role = roles.get(actor[1].lower(), "") if actor[0] == "user" else ""
-        key = (*members.values(actor), role)
-        if key not in seen:
-            seen.add(key)
-            info.add_metric(key, 1)
-    yield info
     if members.mode == "drop":
         return
-    first = GaugeMetricFamily(
+    yield DataGauge(
         f"{PREFIX}_member_first_active_timestamp_seconds",
         "Start (00:00 UTC) of the first stored day with a record for the actor.",
-        labels=list(members.names),
+        list(members.names),
+        _ActivityDays(actors, spans, members, 0),
     )
-    last = GaugeMetricFamily(
+    yield DataGauge(
         f"{PREFIX}_member_last_active_timestamp_seconds",
         "Start (00:00 UTC) of the latest day with a record for the actor (the API reports days).",
-        labels=list(members.names),
+        list(members.names),
+        _ActivityDays(actors, spans, members, 1),
     )
-    for actor, (first_day, last_day) in sorted(spans.items()):
-        first.add_metric(members.values(actor), day_start(first_day))
-        last.add_metric(members.values(actor), day_start(last_day))
-    yield first
-    yield last
+
+
+class _MemberInfo:
+    """A 1 for each distinct (member label values, role) of the actors, in their order."""
+
+    def __init__(self, actors: list[Actor], roles: dict[str, str], members: MemberLabels):
+        self._actors, self._roles, self._members = actors, roles, members
+
+    def _keys(self) -> Iterator[tuple[str, ...]]:
+        seen: set[tuple[str, ...]] = set()
+        for actor in self._actors:
+            role = self._roles.get(actor[1].lower(), "") if actor[0] == "user" else ""
+            key = (*self._members.values(actor), role)
+            if key not in seen:
+                seen.add(key)
+                yield key
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._keys())
+
+    def __iter__(self) -> Iterator[tuple[tuple[str, ...], float]]:
+        return ((key, 1) for key in self._keys())
+
+
+class _ActivityDays:
+    """The start of each active actor's first (`which` 0) or last (1) day with a record."""
+
+    def __init__(
+        self,
+        actors: list[Actor],
+        spans: dict[Actor, tuple[date, date]],
+        members: MemberLabels,
+        which: int,
+    ):
+        self._actors, self._spans, self._members, self._which = actors, spans, members, which
+
+    def __len__(self) -> int:
+        return len(self._spans)
+
+    def __iter__(self) -> Iterator[tuple[tuple[str, ...], float]]:
+        for actor in self._actors:
+            span = self._spans.get(actor)
+            if span is not None:
+                yield self._members.values(actor), day_start(span[self._which])
 
 
 def exporter_families(stats: ExporterStats) -> Iterator[Metric]:
@@ -337,14 +487,30 @@ def organization_labels(organization_id: str | None, name: str) -> dict[str, str
     return {"organization_id": organization_id or "", "organization_name": name}
 
 
+# Lines of a family encoded at once by render_chunks(): about 100 kB of text.
+CHUNK_LINES = 1000
+
+
 def render(families: Iterable[Metric], labels: Mapping[str, str] | None = None) -> bytes:
     """The text exposition of `families`, the bytes `generate_latest` gives for all of them, with
-    `labels` added to every sample.
+    `labels` added to every sample."""
+    return b"".join(render_chunks(families, labels))
 
-    Rendered one family at a time: at 10,000 members the text of all families at once, as one list
-    of lines, one string and its encoding, would be held together (docs/performance.md). A
-    generator of families is consumed as it goes."""
-    return b"".join(_render_family(family, labels) for family in families)
+
+def render_chunks(
+    families: Iterable[Metric], labels: Mapping[str, str] | None = None
+) -> Iterator[bytes]:
+    """render() in pieces of at most CHUNK_LINES lines.
+
+    A generator of families is consumed as it goes, and a DataGauge is written from its sums, so
+    what is held at once is one family's sums and one piece of text, not the exposition (at
+    50,000 members 130 MB of text, 1 to 2 million series; docs/performance.md)."""
+    for family in families:
+        if isinstance(family, DataGauge):
+            yield from _gauge_chunks(family, labels or {})
+        else:
+            yield _render_family(family, labels)
+        del family  # not held while the next family is computed
 
 
 def _render_family(family: Metric, labels: Mapping[str, str] | None = None) -> bytes:
@@ -353,3 +519,41 @@ def _render_family(family: Metric, labels: Mapping[str, str] | None = None) -> b
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot([family]))  # type: ignore[arg-type]
     return generate_latest(registry)
+
+
+def _gauge_chunks(family: DataGauge, labels: Mapping[str, str]) -> Iterator[bytes]:
+    """generate_latest's text for a DataGauge with `labels` added (its own label of the same
+    name wins, as in _render_family): labels in name order, escaped as it escapes them, values as
+    floatToGoString writes them."""
+    name, names = family.name, family.label_names
+    added = {label: value for label, value in labels.items() if label not in names}
+    documentation = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
+    lines = [f"# HELP {name} {documentation}\n# TYPE {name} gauge\n"]
+    fields, order = [], []  # each label's text in name order; where the family's come from
+    for label in sorted([*names, *added]):
+        if label in added:
+            fields.append(f'{label}="{_escape(added[label])}"'.replace("%", "%%"))
+        else:
+            fields.append(f'{label}="%s"')
+            order.append(names.index(label))
+    line = f"{name}{{{','.join(fields)}}} %s\n" if fields else f"{name} %s\n"
+    numbers: dict[int, str] = {}  # counts repeat across series; floats rarely do
+    for key, value in family.series:
+        if type(value) is int:
+            number = numbers.get(value)
+            if number is None:
+                number = numbers[value] = floatToGoString(value)
+        else:
+            number = floatToGoString(value)
+        lines.append(line % (*[_escape(key[i]) for i in order], number))
+        if len(lines) >= CHUNK_LINES:
+            yield "".join(lines).encode()
+            lines.clear()
+    yield "".join(lines).encode()
+
+
+def _escape(value: str) -> str:
+    """A label value as generate_latest escapes it."""
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return value

@@ -16,7 +16,7 @@ import re
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -127,6 +127,21 @@ def _reading(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate
     def read(store: Store, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(store, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store at {store.path}: {exc}") from exc
+
+    return read
+
+
+def _reading_rows(
+    method: Callable[Concatenate[Store, P], Iterator[R]],
+) -> Callable[Concatenate[Store, P], Iterator[R]]:
+    """_reading for a method that yields rows as it reads them: a read fails while iterating."""
+
+    @functools.wraps(method)
+    def read(store: Store, *args: P.args, **kwargs: P.kwargs) -> Iterator[R]:
+        try:
+            yield from method(store, *args, **kwargs)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store at {store.path}: {exc}") from exc
 
@@ -277,6 +292,11 @@ class Store:
         rows = self._db.execute("SELECT id, email, name, role, added_at FROM members").fetchall()
         return [Member(*row) for row in rows]
 
+    @_reading_rows
+    def member_roles(self) -> Iterator[tuple[str, str]]:
+        """(email, role) of each member, in the order of members(), as they are read."""
+        yield from self._db.execute("SELECT email, role FROM members")
+
     @_reading
     def counters(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         rows = self._db.execute("SELECT name, labels, value FROM counters").fetchall()
@@ -303,35 +323,73 @@ class Store:
                 totals[(actor_type, actor)].cost_microcents = cost
         return totals
 
+    @_reading_rows
+    def actor_rows(self, start: date, end: date) -> Iterator[tuple[str | int, ...]]:
+        """actor_totals() as rows, as they are read, in actor order: (actor_type, actor, the
+        CORE_FIELDS sums, cost_microcents)."""
+        span = (start.isoformat(), end.isoformat())
+        cores = ", ".join(f"SUM({f}) AS {f}" for f in CORE_FIELDS)
+        yield from self._db.execute(
+            f"SELECT actor_type, actor, {', '.join(CORE_FIELDS)}, COALESCE(cost, 0) FROM"
+            f" (SELECT actor_type, actor, {cores} FROM records WHERE day BETWEEN ? AND ?"
+            "  GROUP BY actor_type, actor)"
+            " LEFT JOIN (SELECT actor_type, actor, SUM(cost_microcents) AS cost FROM model_usage"
+            "  WHERE day BETWEEN ? AND ? GROUP BY actor_type, actor) USING (actor_type, actor)"
+            " ORDER BY actor_type, actor",
+            span + span,
+        )
+
     @_reading
     def tool_totals(self, start: date, end: date) -> dict[tuple[str, str, str], tuple[int, int]]:
         """(accepted, rejected) per actor and tool, for the tools the actor's records mention."""
+        return dict(self.tool_rows(start, end))
+
+    @_reading_rows
+    def tool_rows(
+        self, start: date, end: date
+    ) -> Iterator[tuple[tuple[str, str, str], tuple[int, int]]]:
+        """tool_totals() as items, as they are read, in (actor_type, actor, tool) order."""
         span = (start.isoformat(), end.isoformat())
-        sums = ", ".join(f"SUM({t}_accepted), SUM({t}_rejected)" for t in TOOLS)
-        totals: dict[tuple[str, str, str], tuple[int, int]] = {}
-        for actor_type, actor, *values in self._db.execute(
-            f"SELECT actor_type, actor, {sums} FROM records WHERE day BETWEEN ? AND ?"
-            " GROUP BY actor_type, actor",
-            span,
-        ):
-            for tool, accepted, rejected in zip(TOOLS, values[::2], values[1::2], strict=True):
-                if accepted is not None:  # SUM of only NULLs: no record mentions the tool
-                    totals[(actor_type, actor, tool)] = (accepted, rejected)
-        for actor_type, actor, others in self._db.execute(
+        # Records that name a tool without columns are rare: their sums are held, the rest is not.
+        others: dict[Actor, dict[str, tuple[int, int]]] = {}
+        for actor_type, actor, named in self._db.execute(
             "SELECT actor_type, actor, other_tools FROM records"
             " WHERE day BETWEEN ? AND ? AND other_tools IS NOT NULL",
             span,
         ):
-            for tool, (accepted, rejected) in json.loads(others).items():
-                before = totals.get((actor_type, actor, tool), (0, 0))
-                totals[(actor_type, actor, tool)] = (before[0] + accepted, before[1] + rejected)
-        return dict(sorted(totals.items()))
+            tools = others.setdefault((actor_type, actor), {})
+            for tool, (accepted, rejected) in json.loads(named).items():
+                before = tools.get(tool, (0, 0))
+                tools[tool] = (before[0] + accepted, before[1] + rejected)
+        sums = ", ".join(f"SUM({t}_accepted), SUM({t}_rejected)" for t in TOOLS)
+        for actor_type, actor, *values in self._db.execute(
+            f"SELECT actor_type, actor, {sums} FROM records WHERE day BETWEEN ? AND ?"
+            " GROUP BY actor_type, actor ORDER BY actor_type, actor",
+            span,
+        ):
+            tools = {
+                tool: (accepted, rejected)
+                for tool, accepted, rejected in zip(TOOLS, values[::2], values[1::2], strict=True)
+                if accepted is not None  # SUM of only NULLs: no record mentions the tool
+            }
+            for tool, (accepted, rejected) in others.pop((actor_type, actor), {}).items():
+                before = tools.get(tool, (0, 0))
+                tools[tool] = (before[0] + accepted, before[1] + rejected)
+            for tool in sorted(tools):
+                yield (actor_type, actor, tool), tools[tool]
 
     @_reading
     def model_totals(
         self, start: date, end: date, per_actor: bool
     ) -> dict[tuple[str, ...], tuple[int, ...]]:
         """Token sums (TOKEN_TYPES order) and cost per model, or per (actor_type, actor, model)."""
+        return dict(self.model_rows(start, end, per_actor))
+
+    @_reading_rows
+    def model_rows(
+        self, start: date, end: date, per_actor: bool
+    ) -> Iterator[tuple[tuple[str, ...], tuple[int, ...]]]:
+        """model_totals() as items, as they are read."""
         keys = "actor_type, actor, model" if per_actor else "model"
         rows = self._db.execute(
             f"SELECT {keys}, SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),"
@@ -340,7 +398,8 @@ class Store:
             (start.isoformat(), end.isoformat()),
         )
         width = 3 if per_actor else 1
-        return {tuple(row[:width]): tuple(row[width:]) for row in rows}
+        for row in rows:
+            yield tuple(row[:width]), tuple(row[width:])
 
     @_reading
     def active_members(self, start: date, end: date) -> dict[str, int]:
@@ -366,10 +425,15 @@ class Store:
         rows = self._db.execute(
             "SELECT actor_type, actor, MIN(day), MAX(day) FROM records GROUP BY actor_type, actor"
         )
-        return {
-            (t, a): (date.fromisoformat(first), date.fromisoformat(last))
-            for t, a, first, last in rows
-        }
+        days: dict[str, date] = {}  # one date object per day, not two per actor
+
+        def day(text: str) -> date:
+            found = days.get(text)
+            if found is None:
+                found = days[text] = date.fromisoformat(text)
+            return found
+
+        return {(t, a): (day(first), day(last)) for t, a, first, last in rows}
 
 
 def _create_private(path: Path) -> None:

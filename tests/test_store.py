@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from exporter.parse import UsageRecord
-from exporter.store import SCHEMA_VERSION, Store, StoreError
+from exporter.parse import ModelUsage, UsageRecord
+from exporter.store import CORE_FIELDS, SCHEMA_VERSION, Store, StoreError
 
 DAY = date(2026, 11, 20)
 # The tables of schema version 1 that changed, as that version created them.
@@ -113,3 +113,37 @@ def test_a_store_of_a_newer_version_is_refused_in_one_sentence(tmp_path):
         f"the store at {path} was written by a newer version of the exporter"
         f" (schema {SCHEMA_VERSION + 1}, this one knows {SCHEMA_VERSION})"
     )
+
+
+def test_rows_read_as_they_come_hold_the_totals_in_actor_order(tmp_path):
+    """The render reads these row by row instead of holding the totals of every member."""
+    store = Store(tmp_path / "store.db")
+    tokens = {"input": 1, "output": 1, "cache_read": 0, "cache_creation": 0}
+    cost = ModelUsage("claude", tokens, 5_000_000)
+    store.replace_day(
+        DAY,
+        [
+            record("b@example.com", "vscode", {"write": (1, 0), "future": (2, 2)}),
+            record("a@example.com", "vscode", {"edit": (3, 1)}),
+            record("a@example.com", "terminal", {"edit": (1, 0)}),
+            UsageRecord(
+                DAY, "user", "a@example.com", "cli", None, None, 1, 1, 0, 0, 0, {}, (cost,)
+            ),
+        ],
+        0.0,
+    )
+    totals = store.actor_totals(DAY, DAY)
+    assert totals[("user", "a@example.com")].cost_microcents == 5_000_000
+    rows = list(store.actor_rows(DAY, DAY))
+    assert [(t, a) for t, a, *_ in rows] == [("user", "a@example.com"), ("user", "b@example.com")]
+    for actor_type, actor, *sums in rows:
+        held = totals[(actor_type, actor)]
+        assert sums == [*(getattr(held, f) for f in CORE_FIELDS), held.cost_microcents]
+    tools = list(store.tool_rows(DAY, DAY))
+    assert tools == sorted(store.tool_totals(DAY, DAY).items())
+    assert [key for key, _ in tools] == [
+        ("user", "a@example.com", "edit"),
+        ("user", "b@example.com", "future"),
+        ("user", "b@example.com", "write"),
+    ]
+    store.close()
