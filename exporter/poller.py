@@ -29,8 +29,10 @@ from .collector import (
     exporter_families,
     organization_labels,
     render,
+    render_chunks,
 )
 from .config import DEFAULT_ORGANIZATION
+from .exposition import GZIP_LEVEL, Exposition, gzip_chunks
 from .parse import Organization, UsageRecord, implausible
 from .store import Store, StoreError
 
@@ -39,7 +41,6 @@ log = logging.getLogger(__name__)
 LAST_SUCCESS_KEY = "last_success"
 ORGANIZATION_KEY = "organization_id"
 ORGANIZATION_NAME_KEY = "organization_name"
-GZIP_LEVEL = 6
 # Successful requests republish the exporter's series at most this often (seconds); failures and
 # the poll's start and end republish at once.
 PUBLISH_EVERY = 1.0
@@ -50,12 +51,6 @@ def default_history_days(today: date) -> int:
     and at least the longest active-members window (on 1 March, last month has 28 or 29 days)."""
     first_of_previous = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
     return max((today - first_of_previous).days + 1, max(days for _, days in ACTIVE_WINDOWS))
-
-
-@dataclass(frozen=True)
-class Exposition:
-    plain: bytes
-    gzipped: bytes
 
 
 @dataclass
@@ -95,7 +90,7 @@ class Poller:
         self.organization_name = store.meta(ORGANIZATION_NAME_KEY)
         self.ready = threading.Event()
         self.exposition = Exposition(b"", b"")
-        self._data = Exposition(b"", b"")
+        self._data = b""  # the data series, gzipped
         self._data_labels: dict[str, str] | None = None
         self._published = 0.0
         self._rendered_from_store = False
@@ -295,14 +290,14 @@ class Poller:
         try:
             fetched = self.store.fetched_days()
             self.stats.oldest_day = day_start(min(fetched)) if fetched else None
-            # A generator: each family is rendered and dropped before the next is computed.
+            # Generators: each family is rendered, compressed and dropped before the next is
+            # computed, and the text is never held whole (exporter/exposition.py).
             labels = self.labels
             families = data_families(self.store, today, self.settings, self.members)
-            body = render(families, labels)
+            self._data = gzip_chunks(render_chunks(families, labels))
             # The exporter's series take the data's labels, so that one exposition never names
             # two organizations while the API's name for it arrives during a poll.
             self._data_labels = labels
-            self._data = Exposition(body, gzip.compress(body, compresslevel=GZIP_LEVEL))
             self._rendered_from_store = True
         except StoreError as exc:
             self.stats.up = False
@@ -313,12 +308,12 @@ class Poller:
         """Swap in the last data series with the exporter's own series as they are now.
 
         The gzipped exposition is two gzip members, the data's compressed once per poll and the
-        exporter's; a gzip reader reads concatenated members as one stream (RFC 1952)."""
+        exporter's; a gzip reader reads concatenated members as one stream (RFC 1952). The plain
+        text is made from it if a client asks (exporter/exposition.py)."""
         own = render(exporter_families(self.stats), self._data_labels or self.labels)
-        data = self._data
         self._published = time.monotonic()
         self.exposition = Exposition(
-            data.plain + own, data.gzipped + gzip.compress(own, compresslevel=GZIP_LEVEL)
+            None, self._data + gzip.compress(own, compresslevel=GZIP_LEVEL)
         )
 
     def run(self, stop: threading.Event, interval: float) -> None:

@@ -3,7 +3,8 @@
 This is what keeps /metrics fast at 10,000 members and more (docs/performance.md). The poller and
 the HTTP app run in-process against a served simulated organization; the tests count what a run
 of scrapes triggers: Admin API requests at the simulator, calls of the render path, and SQL
-statements on the store. Each count must stay at zero, with no timing involved."""
+statements on the store. Each count must stay at zero, with no timing involved. The plain text,
+for a client that does not ask for gzip, is decompressed once per exposition, and only then."""
 
 from __future__ import annotations
 
@@ -14,16 +15,18 @@ from collections.abc import Callable
 import pytest
 
 from conftest import TEST_KEY
+from exporter import exposition as exposition_module
 from exporter import poller as poller_module
 from exporter.app import create_app
 from exporter.client import AdminClient
 from exporter.collector import Settings
+from exporter.exposition import gunzip
 from exporter.poller import Poller
 from exporter.simulator import SimulatedOrganization, serve
 from exporter.store import Store
 
 SCRAPES = 50
-RENDER_PATH = ("data_families", "exporter_families", "render")
+RENDER_PATH = ("data_families", "exporter_families", "render", "render_chunks")
 
 
 def counting(calls: Counter, name: str, function: Callable) -> Callable:
@@ -110,3 +113,21 @@ def test_every_scrape_serves_the_exposition_the_poll_rendered(exporter):
     assert set(scrape_many(client)) == {poller.exposition.plain}
     unzipped = {gzip.decompress(body) for body in scrape_many(client, gzipped=True)}
     assert unzipped == {poller.exposition.plain}
+
+
+def test_gzipped_scrapes_never_make_the_plain_text(exporter, monkeypatch):
+    """Prometheus asks for gzip: the text, 30 times larger, is then never held."""
+    _, client, _ = exporter
+    made: Counter = Counter()
+    monkeypatch.setattr(exposition_module, "gunzip", counting(made, "gunzip", gunzip))
+    scrape_many(client, gzipped=True)
+    assert made["gunzip"] == 0
+
+
+def test_plain_scrapes_make_the_plain_text_once(exporter, monkeypatch):
+    poller, client, _ = exporter
+    made: Counter = Counter()
+    monkeypatch.setattr(exposition_module, "gunzip", counting(made, "gunzip", gunzip))
+    bodies = scrape_many(client)
+    assert made["gunzip"] == 1
+    assert bodies[0] == gzip.decompress(poller.exposition.gzipped)
