@@ -9,13 +9,14 @@ to make room, so a scraper always gets in. TLS, when configured, is served nativ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
 import ssl
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from io import BytesIO
@@ -164,12 +165,15 @@ class Server:
             if request is None:
                 return
             self._waiting.pop(writer, None)
-            status, headers, body = await loop.run_in_executor(
+            status, headers, body, rest = await loop.run_in_executor(
                 self._pool, self._call_app, request, writer
             )
             if request.method == "HEAD":
                 body = b""
-            await self._send(writer, status, headers, body, close=not request.keep_alive)
+                if rest is not None:
+                    await loop.run_in_executor(self._pool, rest.close)
+                    rest = None
+            await self._send(writer, status, headers, body, not request.keep_alive, rest)
             if not request.keep_alive:
                 return
             wait = self._limits.idle_timeout
@@ -204,7 +208,10 @@ class Server:
 
     def _call_app(
         self, request: Request, writer: asyncio.StreamWriter
-    ) -> tuple[str, list[tuple[str, str]], bytes]:
+    ) -> tuple[str, list[tuple[str, str]], bytes, Generator[bytes, None, None] | None]:
+        """The app's status, headers and body; when the app gives the length and its first pieces
+        fall short of it, also the rest of its pieces, which _send() takes as they come, so that a
+        large answer is never held whole (the plain exposition: exporter/exposition.py)."""
         answer: dict[str, Any] = {}
         chunks: list[bytes] = []
 
@@ -215,17 +222,16 @@ class Server:
             return chunks.append
 
         try:
-            result = self._app(self._environ(request, writer), start_response)
-            try:
-                chunks.extend(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-            return answer["status"], answer["headers"], b"".join(chunks)
+            pieces = _pieces(self._app(self._environ(request, writer), start_response))
+            for piece in pieces:
+                chunks.append(piece)
+                length = _content_length(answer["headers"])
+                if length is not None and sum(map(len, chunks)) < length:
+                    return answer["status"], answer["headers"], b"".join(chunks), pieces
+            return answer["status"], answer["headers"], b"".join(chunks), None
         except Exception:
             log.exception("the app failed on %s %s", request.method, request.target[:200])
-            return _plain("500 Internal Server Error")
+            return (*_plain("500 Internal Server Error"), None)
 
     def _environ(self, request: Request, writer: asyncio.StreamWriter) -> dict[str, Any]:
         target = request.target
@@ -271,23 +277,64 @@ class Server:
         headers: list[tuple[str, str]],
         body: bytes,
         close: bool,
+        rest: Generator[bytes, None, None] | None = None,
     ) -> None:
+        """Send the answer, then what `rest` yields, each piece as the client takes it, all
+        within the write timeout. Written whole, a copy of what the socket did not take at once
+        would wait in the transport's buffer, for each answer in flight (a 130 MB exposition at
+        50,000 members, docs/performance.md)."""
         lines = [f"HTTP/1.1 {status}"]
         lines += [f"{k}: {v}" for k, v in headers if k.lower() not in HOP_BY_HOP]
         length = next((v for k, v in headers if k.lower() == "content-length"), str(len(body)))
         lines.append(f"Content-Length: {length}")
         if close:
             lines.append("Connection: close")
-        # The body is written a piece at a time as the client takes it: written whole, a copy of
-        # what the socket did not take at once would wait in the transport's buffer, for each
-        # answer in flight (a 130 MB exposition at 50,000 members, docs/performance.md).
-        body_view = memoryview(body)
-        async with asyncio.timeout(self._limits.write_timeout):
-            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-            for start in range(0, len(body_view), SEND_PIECE):
-                writer.write(body_view[start : start + SEND_PIECE])
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self._limits.write_timeout):
+                writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+                await _write(writer, body)
+                while rest is not None:
+                    piece = await loop.run_in_executor(self._pool, next, rest, None)
+                    if piece is None:
+                        break
+                    await _write(writer, piece)
                 await writer.drain()
-            await writer.drain()
+        except Exception as exc:
+            if rest is not None and not isinstance(exc, OSError | TimeoutError):
+                log.exception("the app failed while its answer was sent")
+                raise ConnectionAbortedError("the answer was cut short") from exc
+            raise
+        finally:
+            if rest is not None:
+                await loop.run_in_executor(self._pool, _close, rest)
+
+
+async def _write(writer: asyncio.StreamWriter, data: bytes) -> None:
+    view = memoryview(data)
+    for start in range(0, len(view), SEND_PIECE):
+        writer.write(view[start : start + SEND_PIECE])
+        await writer.drain()
+
+
+def _pieces(result: Iterable[bytes]) -> Generator[bytes, None, None]:
+    """The app's pieces, its `close()` called when they end or are closed (PEP 3333)."""
+    try:
+        yield from result
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+
+
+def _close(pieces: Generator[bytes, None, None]) -> None:
+    with contextlib.suppress(ValueError):  # still running in a thread the timeout gave up on
+        pieces.close()
+
+
+def _content_length(headers: list[tuple[str, str]]) -> int | None:
+    value = next((v for k, v in headers if k.lower() == "content-length"), None)
+    return int(value) if value is not None and value.isdigit() else None
 
 
 def _parse_head(head: bytes) -> Request:

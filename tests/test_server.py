@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 
@@ -13,12 +13,31 @@ from exporter.config import ServerLimits
 from exporter.server import MAX_HEAD_BYTES, Server
 
 BIG = b"x" * (3 * 1024 * 1024)
+FIRST, REST = b"first " * 1000, b"rest " * 1000
+# Set by a client that has read FIRST: the streamed answer then yields REST.
+first_arrived = threading.Event()
+streams_closed: list[str] = []
 
 
-def app(environ: dict, start_response) -> list[bytes]:
+def app(environ: dict, start_response) -> Iterable[bytes]:
+    if environ["PATH_INFO"] in ("/streamed", "/broken"):
+        return streamed(environ["PATH_INFO"], start_response)
     body = BIG if environ["PATH_INFO"] == "/big" else environ["PATH_INFO"].encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def streamed(path: str, start_response) -> Iterator[bytes]:
+    """An answer of known length whose second piece comes only once the first has arrived."""
+    start_response("200 OK", [("Content-Length", str(len(FIRST + REST)))])
+    try:
+        yield FIRST
+        if path == "/broken":
+            raise RuntimeError("the app fails halfway")
+        assert first_arrived.wait(5), "the server held the first piece back"
+        yield REST
+    finally:
+        streams_closed.append(path)
 
 
 @pytest.fixture
@@ -82,3 +101,36 @@ def test_head_answers_the_length_without_the_body(server):
 def test_a_request_it_cannot_serve_gets_a_status_and_a_close(server, request_bytes, status):
     answer = exchange(server, request_bytes)
     assert answer.startswith(b"HTTP/1.1 " + status) and b"Connection: close" in answer
+
+
+def test_an_answer_of_known_length_is_sent_as_the_app_yields_it(server):
+    """What a large plain exposition needs: its pieces go out as they are made, never all held."""
+    first_arrived.clear()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /streamed HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while FIRST not in answer:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed before the first piece arrived: {answer[:100]!r}"
+            answer += chunk
+        first_arrived.set()
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert f"Content-Length: {len(FIRST + REST)}".encode() in head
+    assert body == FIRST + REST
+    assert streams_closed[-1] == "/streamed"
+
+
+def test_an_app_that_fails_while_its_answer_is_sent_cuts_it_short(server):
+    answer = exchange(server, b"GET /broken HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(FIRST)
+    assert streams_closed[-1] == "/broken"
+    assert exchange(server, b"GET /after HTTP/1.0\r\n\r\n").endswith(b"/after")
+
+
+def test_head_of_a_streamed_answer_sends_no_body_and_closes_the_stream(server):
+    answer = exchange(server, b"HEAD /streamed HTTP/1.0\r\n\r\n")
+    assert f"Content-Length: {len(FIRST + REST)}".encode() in answer
+    assert answer.endswith(b"\r\n\r\n")
+    assert streams_closed[-1] == "/streamed"
