@@ -151,7 +151,12 @@ def create_app(
             response = Response(exposition.gzipped, content_type=CONTENT_TYPE)
             response.headers["Content-Encoding"] = "gzip"
         else:
-            response = Response(exposition.plain, content_type=CONTENT_TYPE)
+            # Decompressed as it is sent: the text is 30 times the gzip (exporter/exposition.py).
+            response = Response(
+                exposition.plain_pieces(),
+                content_type=CONTENT_TYPE,
+                headers={"Content-Length": str(exposition.length)},
+            )
         response.headers["Vary"] = "Accept-Encoding"
         return response
 

@@ -1,66 +1,87 @@
-"""The exposition /metrics serves, held gzipped; the plain text is made only for a client that
-does not accept gzip.
+"""The exposition /metrics serves, held gzipped; the plain text is decompressed as it is sent, for
+a client that does not accept gzip.
 
-At 50,000 members the text is 130 MB (190 MB on the 1st of a month, with last month's series),
-its gzip 5 to 8 MB, and Prometheus always asks for gzip: holding the text beside the gzip, and a
+At 50,000 members the text is 190 MB (290 MB on the 1st of a month, with last month's series),
+its gzip 7 to 10 MB, and Prometheus always asks for gzip. Holding the text beside the gzip, and a
 second copy while the next poll's exposition was built, was most of the exporter's memory
-(docs/performance.md). The text is now decompressed when a client first asks for it, once per
-exposition, and kept with it."""
+(docs/performance.md). The render now compresses the text as it writes it, and a plain answer
+decompresses it a piece at a time: the text is never held whole."""
 
 from __future__ import annotations
 
+import gzip
 import io
-import threading
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 GZIP_LEVEL = 6
 GZIP_WBITS = 31  # zlib's window with a gzip header and trailer
-# Compressed bytes decompressed at a time: at the exposition's ratio, a few MB of text.
-INFLATE_STEP = 64 * 1024
+# Compressed bytes decompressed at a time: at the exposition's ratio, about 500 kB of text.
+INFLATE_STEP = 16 * 1024
 
 
 class Exposition:
-    """One exposition: `gzipped` (one or more gzip members, which a reader reads as one stream,
-    RFC 1952) and `plain`, given or else decompressed from `gzipped` when first read."""
+    """One exposition: `gzipped`, one or more gzip members that a reader reads as one stream
+    (RFC 1952), and its plain text of `length` bytes, given or else decompressed when read."""
 
-    def __init__(self, plain: bytes | None, gzipped: bytes):
+    def __init__(self, plain: bytes | None, gzipped: bytes, length: int | None = None):
+        if plain is None and length is None:
+            raise ValueError("an exposition without its plain text needs the text's length")
         self.gzipped = gzipped
         self._plain = plain
-        self._lock = threading.Lock()
+        self.length = len(plain) if plain is not None else length
+
+    @classmethod
+    def compressed(cls, chunks: Iterable[bytes]) -> Exposition:
+        """The exposition of the concatenated `chunks`, compressed as they come into one gzip
+        member, so that only the compressed bytes are held."""
+        stream = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WBITS)
+        out = io.BytesIO()  # grows in place and hands over its buffer
+        length = 0
+        for chunk in chunks:
+            length += len(chunk)
+            out.write(stream.compress(chunk))
+        out.write(stream.flush())
+        return cls(None, out.getvalue(), length)
+
+    def followed_by(self, text: bytes) -> Exposition:
+        """This exposition with `text` after it, compressed into a gzip member of its own."""
+        assert self.length is not None
+        return Exposition(
+            None,
+            self.gzipped + gzip.compress(text, compresslevel=GZIP_LEVEL),
+            self.length + len(text),
+        )
 
     @property
     def plain(self) -> bytes:
-        if self._plain is None:
-            with self._lock:  # scrapes that ask at once wait for one decompression
-                if self._plain is None:
-                    self._plain = gunzip(self.gzipped)
-        return self._plain
+        """The whole plain text; /metrics sends plain_pieces() instead."""
+        if self._plain is not None:
+            return self._plain
+        out = io.BytesIO()
+        for piece in self.plain_pieces():
+            out.write(piece)
+        return out.getvalue()
+
+    def plain_pieces(self) -> Iterator[bytes]:
+        """The plain text a piece at a time, decompressed as it is read."""
+        if self._plain is not None:
+            yield self._plain
+            return
+        yield from inflate(self.gzipped)
 
 
-def gzip_chunks(chunks: Iterable[bytes]) -> bytes:
-    """One gzip member of the concatenated `chunks`, compressed as they come, so that only the
-    compressed bytes are held."""
-    stream = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WBITS)
-    out = io.BytesIO()
-    for chunk in chunks:
-        out.write(stream.compress(chunk))
-    out.write(stream.flush())
-    return out.getvalue()
-
-
-def gunzip(gzipped: bytes) -> bytes:
-    """The text of every gzip member in `gzipped`, built in place: gzip.decompress() joins the
-    members' texts, which holds the text twice."""
-    out = io.BytesIO()  # grows in place and hands over its buffer: the text is held once
+def inflate(gzipped: bytes) -> Iterator[bytes]:
+    """The text of every gzip member in `gzipped`, a piece at a time."""
     view = memoryview(gzipped)
     stream = zlib.decompressobj(GZIP_WBITS)
     for start in range(0, len(view), INFLATE_STEP):
         piece: bytes | memoryview = view[start : start + INFLATE_STEP]
         while piece:
-            out.write(stream.decompress(piece))
+            text = stream.decompress(piece)
+            if text:
+                yield text
             if not stream.eof:
                 break
             piece = stream.unused_data  # the next member begins in this piece
             stream = zlib.decompressobj(GZIP_WBITS)
-    return out.getvalue()

@@ -11,7 +11,6 @@ failure, the poll starting or ending), so errors and a poll in progress show at 
 
 from __future__ import annotations
 
-import gzip
 import logging
 import threading
 import time
@@ -32,7 +31,7 @@ from .collector import (
     render_chunks,
 )
 from .config import DEFAULT_ORGANIZATION
-from .exposition import GZIP_LEVEL, Exposition, gzip_chunks
+from .exposition import Exposition
 from .parse import Organization, UsageRecord, implausible
 from .store import Store, StoreError
 
@@ -90,7 +89,7 @@ class Poller:
         self.organization_name = store.meta(ORGANIZATION_NAME_KEY)
         self.ready = threading.Event()
         self.exposition = Exposition(b"", b"")
-        self._data = b""  # the data series, gzipped
+        self._data = Exposition(b"", b"")
         self._data_labels: dict[str, str] | None = None
         self._published = 0.0
         self._rendered_from_store = False
@@ -294,7 +293,7 @@ class Poller:
             # computed, and the text is never held whole (exporter/exposition.py).
             labels = self.labels
             families = data_families(self.store, today, self.settings, self.members)
-            self._data = gzip_chunks(render_chunks(families, labels))
+            self._data = Exposition.compressed(render_chunks(families, labels))
             # The exporter's series take the data's labels, so that one exposition never names
             # two organizations while the API's name for it arrives during a poll.
             self._data_labels = labels
@@ -312,9 +311,7 @@ class Poller:
         text is made from it if a client asks (exporter/exposition.py)."""
         own = render(exporter_families(self.stats), self._data_labels or self.labels)
         self._published = time.monotonic()
-        self.exposition = Exposition(
-            None, self._data + gzip.compress(own, compresslevel=GZIP_LEVEL)
-        )
+        self.exposition = self._data.followed_by(own)
 
     def run(self, stop: threading.Event, interval: float) -> None:
         """Poll until `stop` is set; also wake at UTC midnight so `today` turns over on time."""
