@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from bench.stats import percentile
 
 HEADERS = {"Accept-Encoding": "gzip", "Accept": "text/plain"}
+PLAIN = {"Accept-Encoding": "identity", "Accept": "text/plain"}
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,11 @@ class _Budget:
             return True
 
 
-def scrape_load(url: str, threads: int, requests: int, seconds: float) -> LoadResult:
-    """GET `url` from `threads` threads until `requests` were sent or `seconds` have passed."""
+def scrape_load(
+    url: str, threads: int, requests: int, seconds: float, gzipped: bool = True
+) -> LoadResult:
+    """GET `url` from `threads` threads until `requests` were sent or `seconds` have passed;
+    without gzip when `gzipped` is false, as a person with curl asks."""
     parts = urlsplit(url)
     budget = _Budget(requests, seconds)
     latencies: list[float] = []
@@ -58,7 +62,7 @@ def scrape_load(url: str, threads: int, requests: int, seconds: float) -> LoadRe
         try:
             while budget.take():
                 started = time.perf_counter()
-                connection.request("GET", parts.path, headers=HEADERS)
+                connection.request("GET", parts.path, headers=HEADERS if gzipped else PLAIN)
                 response = connection.getresponse()
                 body = response.read()
                 latencies.append(time.perf_counter() - started)

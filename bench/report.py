@@ -120,11 +120,12 @@ def poll_table(results: list[SizeResult]) -> list[str]:
                 f"{f['steady_poll_s']:.2f}",
                 f"{f['peak_rss_history_mb']:.0f}",
                 f"{f['peak_rss_after_scrapes_mb']:.0f}",
+                f"{f['peak_rss_after_plain_mb']:.0f}",
                 f"{f['peak_rss_steady_mb']:.0f}",
             ]
         )
     header = ["members", "history load poll s", "steady poll s", "peak RSS history MiB"]
-    header += ["after scrapes MiB", "peak RSS restart+poll MiB"]
+    header += ["after scrapes MiB", "after plain scrapes MiB", "peak RSS restart+poll MiB"]
     return _table(header, rows)
 
 
@@ -166,7 +167,9 @@ def dashboard_tables(result: SizeResult) -> list[str]:
         queries = [q for q in result.queries if q["dashboard"] == name]
         alternative = sum(q.get("every_value_seconds") or q["seconds"] for q in queries)
         total = sum(q["seconds"] for q in queries)
-        rows.append([name, str(len(queries)), _ms(total), _ms(alternative)])
+        refused = sum(1 for q in queries if q.get("every_value_refused"))
+        picked = _ms(alternative) + (f" ({refused} refused)" if refused else "")
+        rows.append([name, str(len(queries)), _ms(total), picked])
     header = ["dashboard", "queries", "sum of query times ms", "same with every member picked"]
     lines += _table(header, rows)
     lines += ["", f"The {SLOWEST_QUERIES} slowest queries:", ""]
@@ -180,12 +183,19 @@ def dashboard_tables(result: SizeResult) -> list[str]:
                 q["ref"],
                 _ms(q["seconds"]),
                 str(q["series"]),
-                "" if q.get("every_value_seconds") is None else _ms(q["every_value_seconds"]),
+                _every_value(q),
             ]
             for q in slowest
         ],
     )
     return lines
+
+
+def _every_value(query: dict) -> str:
+    if query.get("every_value_refused"):
+        return "refused"
+    seconds = query.get("every_value_seconds")
+    return "" if seconds is None else _ms(seconds)
 
 
 def markdown(results: list[SizeResult], command: str, started: str, seconds: float) -> str:

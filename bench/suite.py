@@ -20,6 +20,7 @@ class Options:
     cached_seconds: float = 20.0
     naive_requests: int = 100
     naive_seconds: float = 30.0
+    plain_requests: int = 8
     dashboards_at: frozenset[int] = frozenset({10_000})
 
 
@@ -56,7 +57,8 @@ def _naive_scrapes(workdir: Path, store: Path, options: Options) -> LoadResult:
 def _history_and_scrapes(
     result: SizeResult, workdir: Path, simulator: org.Simulator, store: Path, options: Options
 ) -> None:
-    """First start: the history load, its peak memory, then the cached scrape load."""
+    """First start: the history load, its peak memory, then the cached scrape load, then a few
+    scrapes without gzip (the exporter decompresses the text as it sends it)."""
     figures = result.figures
     with org.start_exporter(workdir, simulator, store, options.history_days, "/-/ready") as first:
         figures["history_load_s"] = org.wait_for_poll(first.url)
@@ -69,6 +71,15 @@ def _history_and_scrapes(
         )
         figures.update(_load_figures("cached", cached))
         figures["peak_rss_after_scrapes_mb"] = org.peak_rss_mb(first.pid)
+        plain = scrape_load(
+            first.url + "/metrics",
+            options.scrape_threads,
+            options.plain_requests,
+            options.cached_seconds,
+            gzipped=False,
+        )
+        figures.update(_load_figures("plain", plain))
+        figures["peak_rss_after_plain_mb"] = org.peak_rss_mb(first.pid)
 
 
 def _restart_and_dashboards(
