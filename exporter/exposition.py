@@ -25,11 +25,13 @@ class Exposition:
     (RFC 1952), and its plain text of `length` bytes, given or else decompressed when read."""
 
     def __init__(self, plain: bytes | None, gzipped: bytes, length: int | None = None):
-        if plain is None and length is None:
+        if plain is not None:
+            length = len(plain)
+        elif length is None:
             raise ValueError("an exposition without its plain text needs the text's length")
         self.gzipped = gzipped
+        self.length: int = length
         self._plain = plain
-        self.length = len(plain) if plain is not None else length
 
     @classmethod
     def compressed(cls, chunks: Iterable[bytes]) -> Exposition:
@@ -46,7 +48,6 @@ class Exposition:
 
     def followed_by(self, text: bytes) -> Exposition:
         """This exposition with `text` after it, compressed into a gzip member of its own."""
-        assert self.length is not None
         return Exposition(
             None,
             self.gzipped + gzip.compress(text, compresslevel=GZIP_LEVEL),
