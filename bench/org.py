@@ -7,6 +7,7 @@ the store and the memory are the ones users run."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 import time
@@ -79,13 +80,11 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def exporter_gauge(url: str, name: str) -> float | None:
-    """The value of one unlabelled exporter gauge, or None while it has no sample."""
+    """The value of one exporter gauge (its only labels are the organization's), or None while
+    it has no sample."""
     text = requests.get(url + "/metrics", timeout=600).text
-    prefix = EXPORTER_METRIC + name + " "
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            return float(line[len(prefix) :])
-    return None
+    found = re.search(rf"^{EXPORTER_METRIC}{name}(?:{{[^}}\n]*}})? (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else None
 
 
 def wait_for_poll(url: str, timeout: float = STARTUP_TIMEOUT) -> float:
