@@ -289,11 +289,15 @@ class Server:
         lines.append(f"Content-Length: {length}")
         if close:
             lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        body_view = memoryview(body)
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._limits.write_timeout):
-                writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-                await _write(writer, body)
+                # The head goes with the body's first piece: sent alone, it would leave the body
+                # waiting for its acknowledgement (Nagle's algorithm, 40 ms of delayed ACK).
+                writer.write(head + body_view[:SEND_PIECE])
+                await _write(writer, body_view[SEND_PIECE:])
                 while rest is not None:
                     piece = await loop.run_in_executor(self._pool, next, rest, None)
                     if piece is None:
@@ -310,7 +314,7 @@ class Server:
                 await loop.run_in_executor(self._pool, _close, rest)
 
 
-async def _write(writer: asyncio.StreamWriter, data: bytes) -> None:
+async def _write(writer: asyncio.StreamWriter, data: bytes | memoryview) -> None:
     view = memoryview(data)
     for start in range(0, len(view), SEND_PIECE):
         writer.write(view[start : start + SEND_PIECE])

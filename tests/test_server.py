@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
+import statistics
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -134,3 +136,17 @@ def test_head_of_a_streamed_answer_sends_no_body_and_closes_the_stream(server):
     assert f"Content-Length: {len(FIRST + REST)}".encode() in answer
     assert answer.endswith(b"\r\n\r\n")
     assert streams_closed[-1] == "/streamed"
+
+
+def test_a_small_answer_on_a_kept_alive_connection_is_not_held_back(server):
+    """Head and body leave in one write: a body written after its head waits for the head's
+    acknowledgement, which the client delays by 40 ms (Nagle's algorithm)."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    times = []
+    for _ in range(21):
+        started = time.perf_counter()
+        connection.request("GET", "/small")
+        assert connection.getresponse().read() == b"/small"
+        times.append(time.perf_counter() - started)
+    connection.close()
+    assert statistics.median(times) < 0.02, f"median {statistics.median(times) * 1000:.0f} ms"
