@@ -3,7 +3,7 @@
 Nothing here runs on a scrape: the poller calls `render()` and the HTTP handler serves the bytes
 it returned. docs/metrics.md explains every series and why the data series are period gauges.
 
-At 50,000 members the exposition has 1 to 2 million series, so memory is kept per family: the
+At 50,000 members the exposition has up to 1.7 million series, so memory is kept per family: the
 store's rows are read as they come and summed into compact columns (Sums), a data family is a
 DataGauge that holds those sums rather than prometheus_client samples, and render_chunks() writes
 one family after the other, a piece at a time (docs/performance.md)."""
@@ -504,7 +504,7 @@ def render_chunks(
 
     A generator of families is consumed as it goes, and a DataGauge is written from its sums, so
     what is held at once is one family's sums and one piece of text, not the exposition (at
-    50,000 members 130 MB of text, 1 to 2 million series; docs/performance.md)."""
+    50,000 members up to 370 MB of text, 1.7 million series; docs/performance.md)."""
     for family in families:
         if isinstance(family, DataGauge):
             yield from _gauge_chunks(family, labels or {})

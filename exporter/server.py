@@ -281,8 +281,8 @@ class Server:
     ) -> None:
         """Send the answer, then what `rest` yields, each piece as the client takes it, all
         within the write timeout. Written whole, a copy of what the socket did not take at once
-        would wait in the transport's buffer, for each answer in flight (a 130 MB exposition at
-        50,000 members, docs/performance.md)."""
+        would wait in the transport's buffer, for each answer in flight (the plain exposition is
+        up to 370 MB at 50,000 members, docs/performance.md)."""
         lines = [f"HTTP/1.1 {status}"]
         lines += [f"{k}: {v}" for k, v in headers if k.lower() not in HOP_BY_HOP]
         length = next((v for k, v in headers if k.lower() == "content-length"), str(len(body)))
