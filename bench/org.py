@@ -79,20 +79,24 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError(f"/proc/{pid}/status has no VmHWM")
 
 
-def exporter_gauge(url: str, name: str) -> float | None:
+def exporter_gauge(url: str, name: str, organization: str | None = None) -> float | None:
     """The value of one exporter gauge (its only labels are the organization's), or None while
-    it has no sample."""
-    text = requests.get(url + "/metrics", timeout=600).text
+    it has no sample; of the `organization` named, when the exporter reads several."""
+    params = {"organization": organization} if organization else None
+    text = requests.get(url + "/metrics", params=params, timeout=600).text
     found = re.search(rf"^{EXPORTER_METRIC}{name}(?:{{[^}}\n]*}})? (\S+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else None
 
 
-def wait_for_poll(url: str, timeout: float = STARTUP_TIMEOUT) -> float:
-    """Wait until the exporter finished a successful poll; returns that poll's wall time."""
+def wait_for_poll(
+    url: str, timeout: float = STARTUP_TIMEOUT, organization: str | None = None
+) -> float:
+    """Wait until the exporter finished a successful poll (of `organization`, when it reads
+    several); returns that poll's wall time."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if exporter_gauge(url, "last_success_timestamp_seconds") is not None:
-            duration = exporter_gauge(url, "poll_duration_seconds")
+        if exporter_gauge(url, "last_success_timestamp_seconds", organization) is not None:
+            duration = exporter_gauge(url, "poll_duration_seconds", organization)
             if duration is not None:
                 return duration
         time.sleep(0.5)
