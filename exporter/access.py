@@ -22,15 +22,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .cli import PROG as EXPORTER
 from .cli import Parser, UsageError, report
-from .client import AdminClient, ApiError
-from .config import ConfigError, admin_api_url, read_api_key
+from .client import ApiError
+from .config import DEFAULT_ORGANIZATION, Config, ConfigError, Organization, load, read_api_key
 from .grafana import EDIT, VIEW, GrafanaClient, GrafanaError, GrafanaUser, Grant, Team
 from .identity import Ambiguity, Member, match
 from .origin import UnsafeUrl, parse_origin
+from .sources import open_sources
+
+if TYPE_CHECKING:
+    from .orgsync import OrganizationsSync
 
 log = logging.getLogger(__name__)
 PROG = f"{EXPORTER} grafana-access"
@@ -66,6 +70,8 @@ DEFAULT_EDITORS_TEAM = "Claude Code analytics editors"
 Undo = list[tuple[str, Callable[[], None]]]
 # The exit status of `grafana-access sync` when it succeeded but left ambiguous accounts out.
 EXIT_AMBIGUOUS = 3
+# The organization of a command given one source of members and no configuration file.
+ONE_ORGANIZATION = Organization(DEFAULT_ORGANIZATION, api_key="", storage_path=Path())
 
 
 class AccessConfigError(ValueError):
@@ -410,6 +416,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `grafana-access sync`."""
     add_config_arguments(parser)
     parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        metavar="PATH",
+        help="the exporter's YAML configuration: its organizations (each with the file of its "
+        "key, and a grafana: entry for the Grafana organization dedicated to it) and finance:",
+    )
+    parser.add_argument(
         "--dry-run", action="store_true", help="print what would change and change nothing"
     )
 
@@ -450,30 +463,54 @@ def grafana_from_args(
     return GrafanaClient(origin, token)
 
 
-def from_args(args: argparse.Namespace, source: UserSource) -> Syncer:
-    """The sync the flags ask for: of a dedicated organization's membership with
-    --grafana.org-name (exporter/orgsync.py), else of the folder's teams and permissions."""
-    if args.grafana_org_name:
-        from . import orgsync
+def build(
+    args: argparse.Namespace,
+    sources: UserSource | Mapping[str, UserSource],
+    config: Config | None = None,
+) -> AccessSync | OrganizationsSync:
+    """The sync that the flags and the configuration ask for, over each organization's members
+    (`sources` by the configuration's names; one source stands for the one organization).
 
-        return orgsync.from_args(args, source, config_from_args(args))
-    return AccessSync(source, grafana_from_args(args), config_from_args(args))
+    The dedicated-organization mode (exporter/orgsync.py) when `--grafana.org-name` or the
+    configuration's `grafana:` or `finance:` entries name Grafana organizations; else the folder
+    mode, which serves one organization only."""
+    from . import orgsync
+
+    organizations, finance = (
+        (config.organizations, config.finance) if config else ((ONE_ORGANIZATION,), None)
+    )
+    if not isinstance(sources, Mapping):
+        sources = {organizations[0].name: sources}
+    access = config_from_args(args)
+    if args.grafana_org_name or finance or any(org.grafana for org in organizations):
+        return orgsync.from_args(args, organizations, finance, sources, access)
+    if len(organizations) > 1:
+        raise AccessConfigError(
+            f"the folder mode gives one organization's members access, and the configuration "
+            f"lists {len(organizations)}: give each a grafana: entry naming the Grafana "
+            "organization dedicated to it (docs/access.md)"
+        )
+    return AccessSync(sources[organizations[0].name], grafana_from_args(args), access)
 
 
-def run(args: argparse.Namespace, client: UserSource) -> int:
+def run(
+    args: argparse.Namespace,
+    sources: UserSource | Mapping[str, UserSource],
+    config: Config | None = None,
+) -> int:
     """`grafana-access sync [--dry-run]`: print the plan, then apply it unless it is a dry run.
 
     Exits with `EXIT_AMBIGUOUS` when the sync went through but left ambiguous accounts out, so that
     a cron job or a CronJob tells someone to fix the emails."""
-    try:
-        if args.grafana_org_name:
-            from . import orgsync
+    from . import orgsync
 
-            return orgsync.run(args, client, config_from_args(args))
-        sync = AccessSync(client, grafana_from_args(args), config_from_args(args))
+    try:
+        sync = build(args, sources, config)
     except AccessConfigError as exc:
         report(PROG, exc)
         return 2
+    if isinstance(sync, orgsync.OrganizationsSync):
+        return orgsync.print_outcomes(sync, args.dry_run)
     try:
         plan = sync.plan()
         print("\n".join(plan.describe()))
@@ -496,24 +533,27 @@ def run(args: argparse.Namespace, client: UserSource) -> int:
 
 
 def main(argv: list[str]) -> int:
-    """`grafana-access sync [--dry-run]`; the Admin API key comes from the environment."""
+    """`grafana-access sync [--dry-run]`; the Admin API keys come from the environment, or from
+    the files that `--config.file` names for each organization."""
     parser = Parser(
         prog=PROG,
         description="Give exactly the members whom the Console lets see analytics access to the "
-        "dashboards' folder in Grafana.",
+        "dashboards in Grafana: a folder's teams, or an organization dedicated to them.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     add_arguments(
-        commands.add_parser("sync", help="reconcile Grafana's teams and folder permissions")
+        commands.add_parser("sync", help="reconcile Grafana with the Console's members and roles")
     )
     try:
         args = parser.parse_args(argv)
-        api_key = read_api_key(os.environ)
-        base_url = admin_api_url(os.environ)
+        if not args.config_file:
+            read_api_key(os.environ)  # its sentence, which does not offer --demo
+        config = load(args)
     except (UsageError, ConfigError) as exc:
         report(PROG, exc)
         return 2
-    return run(args, AdminClient(base_url, api_key))
+    with open_sources(config) as sources:
+        return run(args, {s.organization.name: s.client for s in sources}, config)
 
 
 def _field(member: object, name: str) -> str:

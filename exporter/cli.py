@@ -105,7 +105,9 @@ def serve(
             from . import access
 
             try:
-                sync = access.from_args(access_args, pollers[0].client.clone())
+                sync = access.build(
+                    access_args, {p.name: p.client.clone() for p in pollers}, config
+                )
             except access.AccessConfigError as exc:
                 report(PROG, exc)
                 return 2

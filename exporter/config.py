@@ -28,7 +28,16 @@ DEFAULT_DEMO_STORAGE = "data/demo.db"
 # The name of the one organization when the configuration lists none.
 DEFAULT_ORGANIZATION = "default"
 ORGANIZATION_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-ORGANIZATION_KEYS = ("name", "api_key_file", "storage.path")
+ORGANIZATION_KEYS = ("name", "api_key_file", "storage.path", "grafana")
+# The keys of an organization's `grafana:` mapping, and of `finance:` with its `organizations`.
+GRAFANA_KEYS = (
+    "organization",
+    "datasource_url",
+    "datasource_uid",
+    "datasource_name",
+    "datasource_headers",
+    "keep_logins",
+)
 _DURATION = re.compile(
     "".join(rf"(?:([0-9]+){unit})?" for unit in ("y", "w", "d", "h", "m", "s", "ms"))
 )
@@ -50,13 +59,40 @@ class ServerLimits:
 
 
 @dataclass(frozen=True)
+class GrafanaOrganization:
+    """The Grafana organization dedicated to one Anthropic organization (or to the finance view
+    across several), whose members `grafana-access sync` keeps to those the Console allows: its
+    name in Grafana, the data source it holds (the URL at which Grafana reaches that Prometheus,
+    and headers such as a tenant's `X-Scope-OrgID`; None keeps the sync's defaults), and the
+    logins kept as members whatever the Console says."""
+
+    name: str
+    datasource_url: str
+    datasource_uid: str | None = None
+    datasource_name: str | None = None
+    datasource_headers: dict[str, str] = field(default_factory=dict, repr=False)
+    keep_logins: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Organization:
     """One Anthropic organization the exporter reads: the name the configuration gives it (scrapes
-    ask for it, and it names the store), its Admin API key, and its store."""
+    ask for it, and it names the store), its Admin API key, its store, and optionally the Grafana
+    organization dedicated to it."""
 
     name: str
     api_key: str = field(repr=False)
     storage_path: Path
+    grafana: GrafanaOrganization | None = None
+
+
+@dataclass(frozen=True)
+class Finance:
+    """The Grafana organization of the view across `organizations` (names of the configuration):
+    its members are the people allowed in every one of them, and the logins it keeps."""
+
+    grafana: GrafanaOrganization
+    organizations: tuple[str, ...]
 
 
 @dataclass
@@ -79,6 +115,7 @@ class Config:
     log_level: str
     web: WebConfig | None = None
     limits: ServerLimits = field(default_factory=ServerLimits)
+    finance: Finance | None = None
 
     def __repr__(self) -> str:  # never show the keys
         names = [org.name for org in self.organizations]
@@ -225,6 +262,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 FILE_KEYS = {
     "organizations",
+    "finance",
     "web.listen-address",
     "storage.path",
     "poll.interval",
@@ -255,10 +293,12 @@ def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Con
     host, port = parse_listen_address(s.get(listen, f":{DEFAULT_PORT}"), s.name(listen))
     history = s.get("history.days", None)
     storage = Path(str(s.get("storage.path", DEFAULT_DEMO_STORAGE if demo else DEFAULT_STORAGE)))
+    organizations = _organizations(s, env, demo, storage)
     return Config(
         listen_host=host,
         listen_port=port,
-        organizations=_organizations(s, env, demo, storage),
+        organizations=organizations,
+        finance=_finance(s, organizations),
         poll_interval=s.duration("poll.interval", "5m", at_least="10s"),
         poll_timeout=s.duration("poll.timeout", "10m"),
         refetch_days=s.integer("poll.refetch-days", 3, 1, 31),
@@ -316,17 +356,89 @@ def _organizations(
                 raise ConfigError(f"{at} ({name}) needs api_key_file, the file holding its key")
             key = read_secret_file(path.strip(), f"{where}: {name}: api_key_file")
         own = entry.get("storage.path")
+        grafana = entry.get("grafana")
         organizations.append(
-            Organization(name, key, Path(str(own)) if own else storage.parent / f"{name}.db")
+            Organization(
+                name,
+                key,
+                Path(str(own)) if own else storage.parent / f"{name}.db",
+                None if grafana is None else _grafana(grafana, f"{where}: {name}: grafana"),
+            )
         )
+    grafana_names = [o.grafana.name for o in organizations if o.grafana]
     for what, values in (
         ("name", [o.name for o in organizations]),
         ("storage.path", [str(o.storage_path.resolve()) for o in organizations]),
+        ("grafana organization", grafana_names),
     ):
         repeated = sorted({v for v in values if values.count(v) > 1})
         if repeated:
             raise ConfigError(f"{where}: two organizations have the same {what} {repeated[0]!r}")
     return tuple(organizations)
+
+
+def _finance(s: _Settings, organizations: tuple[Organization, ...]) -> Finance | None:
+    """The `finance:` mapping: the Grafana organization of the view across `organizations`
+    (default: all of them), with the keys of an organization's `grafana:`."""
+    entry = s.file.get("finance")
+    if entry is None:
+        return None
+    where = f"{s.path}: finance"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a mapping with an organization and a datasource_url")
+    known = {o.name for o in organizations}
+    listed = entry.get("organizations", sorted(known))
+    if not isinstance(listed, list) or not listed or not all(isinstance(n, str) for n in listed):
+        raise ConfigError(f"{where}: organizations must be a list of the organizations' names")
+    unknown = sorted(set(listed) - known)
+    if unknown:
+        raise ConfigError(f"{where}: organizations names {unknown[0]!r}, which is not configured")
+    grafana = _grafana({k: v for k, v in entry.items() if k != "organizations"}, where)
+    taken = {o.grafana.name: o.name for o in organizations if o.grafana}
+    if grafana.name in taken:
+        raise ConfigError(
+            f"{where}: the Grafana organization {grafana.name!r} is {taken[grafana.name]}'s; the "
+            "finance view needs one of its own, whose members are allowed in every organization"
+        )
+    return Finance(grafana, tuple(dict.fromkeys(listed)))
+
+
+def _grafana(entry: object, where: str) -> GrafanaOrganization:
+    """A `grafana:` mapping, its values checked for type; the sync checks what they mean."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a mapping with an organization and a datasource_url")
+    unknown = sorted(set(map(str, entry)) - set(GRAFANA_KEYS))
+    if unknown:
+        known = ", ".join(GRAFANA_KEYS)
+        raise ConfigError(f"{where} has unknown key(s) {', '.join(unknown)} (known: {known})")
+    text: dict[str, str | None] = {}
+    for key in ("organization", "datasource_url", "datasource_uid", "datasource_name"):
+        value = entry.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigError(f"{where}: {key} must be a non-empty string, not {value!r}")
+        text[key] = value.strip() if isinstance(value, str) else None
+    for key, what in (
+        ("organization", "the name of the Grafana organization dedicated to it"),
+        ("datasource_url", "the URL at which Grafana reaches its Prometheus"),
+    ):
+        if text[key] is None:
+            raise ConfigError(f"{where} needs {key}, {what}")
+    headers = entry.get("datasource_headers") or {}
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise ConfigError(f"{where}: datasource_headers must map header names to text values")
+    keep = entry.get("keep_logins") or []
+    if not isinstance(keep, list) or not all(isinstance(login, str) for login in keep):
+        raise ConfigError(f"{where}: keep_logins must be a list of Grafana logins")
+    return GrafanaOrganization(
+        name=str(text["organization"]),
+        datasource_url=str(text["datasource_url"]),
+        datasource_uid=text["datasource_uid"],
+        datasource_name=text["datasource_name"],
+        datasource_headers=dict(headers),
+        keep_logins=frozenset(login.strip() for login in keep if login.strip()),
+    )
 
 
 class _Settings:

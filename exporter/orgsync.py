@@ -57,6 +57,7 @@ from .access import (
 )
 from .cli import report
 from .client import ApiError
+from .config import Finance, GrafanaOrganization, Organization
 from .grafana import ORG_ROLES, BasicAuth, GrafanaClient, GrafanaError, GrafanaUser
 from .origin import UnsafeUrl, parse_origin
 
@@ -66,6 +67,7 @@ DEFAULT_DATASOURCE_UID = "claude-code-prometheus"
 DEFAULT_DATASOURCE_NAME = "Prometheus (Claude Code)"
 FOLDER_TITLE = "Claude Code"
 DEFAULT_DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards" / "generated"
+DEFAULT_FINANCE_DASHBOARDS = DEFAULT_DASHBOARDS.parent / "generated-finance"
 # Grafana's first organization: where Grafana puts every new account by default
 # (`auto_assign_org_id`), so it cannot hold data that only some people may query.
 MAIN_ORG_ID = 1
@@ -572,24 +574,7 @@ def sync_organizations(
     except AccessConfigError as exc:
         report(PROG, exc)
         return 2
-    status = 0
-    for outcome in syncs.run(dry_run):
-        if outcome.plan is not None:
-            print("\n".join(outcome.plan.describe()))
-            if dry_run:
-                print("Dry run: nothing was changed.")
-            elif not outcome.error and not outcome.plan.empty:
-                print("Applied.")
-        if outcome.error:
-            report(PROG, f"{outcome.target.name}: {outcome.error}")
-        elif outcome.status == EXIT_AMBIGUOUS:
-            report(
-                PROG,
-                f"{outcome.target.name}: warning: the accounts listed as ambiguous got no access; "
-                "make each Grafana account's email that of exactly one Console member",
-            )
-        status = worst(status, outcome.status)
-    return status
+    return print_outcomes(syncs, dry_run)
 
 
 def worst(a: int, b: int) -> int:
@@ -695,6 +680,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "dashboards/generated of this checkout, when there is one)",
     )
     parser.add_argument(
+        "--grafana.finance-dashboards-dir",
+        dest="grafana_finance_dashboards_dir",
+        default=None,
+        help="folder of dashboard JSON to import into the finance view's organization (default: "
+        "dashboards/generated-finance of this checkout, when there is one)",
+    )
+    parser.add_argument(
         "--grafana.admin-user",
         dest="grafana_admin_user",
         default=None,
@@ -709,7 +701,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def target_from_args(args: argparse.Namespace, access: AccessConfig) -> OrgTarget:
+def target_of(
+    name: str, grafana: GrafanaOrganization, access: AccessConfig, dashboards: Path | None
+) -> OrgTarget:
+    """The dedicated Grafana organization a configuration entry (or the flags) describes."""
+    source = DataSource(
+        grafana.datasource_url,
+        grafana.datasource_uid or DEFAULT_DATASOURCE_UID,
+        grafana.datasource_name or DEFAULT_DATASOURCE_NAME,
+        grafana.datasource_headers,
+    )
+    return OrgTarget(
+        name=name,
+        grafana_org=grafana.name,
+        datasources=(source,),
+        keep_logins=grafana.keep_logins,
+        access=access,
+        dashboards=dashboards,
+    )
+
+
+def grafana_of_args(args: argparse.Namespace) -> GrafanaOrganization:
+    """`--grafana.org-name` and the data source flags, as a configuration entry would say them."""
     if not args.grafana_datasource_url:
         raise AccessConfigError(
             "--grafana.org-name needs --grafana.datasource-url, the URL at which Grafana reaches "
@@ -721,45 +734,75 @@ def target_from_args(args: argparse.Namespace, access: AccessConfig) -> OrgTarge
         if not sep or not name:
             raise AccessConfigError(f"data source header {item!r} is not of the form NAME=VALUE")
         headers[name] = value
-    source = DataSource(
-        args.grafana_datasource_url,
-        args.grafana_datasource_uid,
-        args.grafana_datasource_name,
-        headers,
-    )
-    if args.grafana_dashboards_dir:
-        dashboards: Path | None = Path(args.grafana_dashboards_dir)
-    else:
-        dashboards = DEFAULT_DASHBOARDS if DEFAULT_DASHBOARDS.is_dir() else None
-    keep = frozenset(filter(None, (s.strip() for s in args.grafana_keep_logins.split(","))))
-    return OrgTarget(
+    return GrafanaOrganization(
         name=args.grafana_org_name,
-        grafana_org=args.grafana_org_name,
-        datasources=(source,),
-        keep_logins=keep,
-        access=access,
-        dashboards=dashboards,
+        datasource_url=args.grafana_datasource_url,
+        datasource_uid=args.grafana_datasource_uid,
+        datasource_name=args.grafana_datasource_name,
+        datasource_headers=headers,
+        keep_logins=frozenset(filter(None, map(str.strip, args.grafana_keep_logins.split(",")))),
     )
 
 
 def from_args(
     args: argparse.Namespace,
-    source: UserSource,
+    organizations: Sequence[Organization],
+    finance: Finance | None,
+    sources: Mapping[str, UserSource],
     access: AccessConfig,
     env: Mapping[str, str] = os.environ,
 ) -> OrganizationsSync:
-    """The sync of the one organization the flags name, for the exporter's timer."""
-    return OrganizationsSync([(source, target_from_args(args, access))], _grafana(args, env))
+    """The sync of the dedicated organizations that the flags (`--grafana.org-name`, for the one
+    organization configured) or the configuration's `grafana:` and `finance:` entries name."""
+    dashboards = _folder(args.grafana_dashboards_dir, DEFAULT_DASHBOARDS)
+    pairs: list[tuple[UserSource | Sequence[UserSource], OrgTarget]] = []
+    if args.grafana_org_name:
+        if len(organizations) > 1 or organizations[0].grafana or finance:
+            raise AccessConfigError(
+                "--grafana.org-name names the Grafana organization of the one organization "
+                "configured; with a configuration file, name each in its grafana: entry"
+            )
+        grafana = grafana_of_args(args)  # messages name it by its Grafana organization
+        source = sources[organizations[0].name]
+        pairs.append((source, target_of(grafana.name, grafana, access, dashboards)))
+    for org in organizations:
+        if org.grafana is not None:
+            pairs.append((sources[org.name], target_of(org.name, org.grafana, access, dashboards)))
+    if finance is not None:
+        shown = _folder(args.grafana_finance_dashboards_dir, DEFAULT_FINANCE_DASHBOARDS)
+        members = tuple(sources[name] for name in finance.organizations)
+        pairs.append((members, target_of("finance", finance.grafana, access, shown)))
+    return OrganizationsSync(pairs, _grafana(args, env))
 
 
-def run(args: argparse.Namespace, source: UserSource, access: AccessConfig) -> int:
-    """`grafana-access sync --grafana.org-name=...`."""
-    try:
-        target, grafana = target_from_args(args, access), _grafana(args, os.environ)
-    except AccessConfigError as exc:
-        report(PROG, exc)
-        return 2
-    return sync_organizations([(source, target)], grafana, dry_run=args.dry_run)
+def _folder(given: str | None, default: Path) -> Path | None:
+    """The dashboards folder a flag names, else this checkout's when there is one, else none."""
+    if given:
+        return Path(given)
+    return default if default.is_dir() else None
+
+
+def print_outcomes(syncs: OrganizationsSync, dry_run: bool) -> int:
+    """Run each sync, print each plan, report each failure in one sentence on stderr, and return
+    the worst exit status: 0, 3 (ambiguous accounts left out) or 1 (a sync failed)."""
+    status = 0
+    for outcome in syncs.run(dry_run):
+        if outcome.plan is not None:
+            print("\n".join(outcome.plan.describe()))
+            if dry_run:
+                print("Dry run: nothing was changed.")
+            elif not outcome.error and not outcome.plan.empty:
+                print("Applied.")
+        if outcome.error:
+            report(PROG, f"{outcome.target.name}: {outcome.error}")
+        elif outcome.status == EXIT_AMBIGUOUS:
+            report(
+                PROG,
+                f"{outcome.target.name}: warning: the accounts listed as ambiguous got no access; "
+                "make each Grafana account's email that of exactly one Console member",
+            )
+        status = worst(status, outcome.status)
+    return status
 
 
 def _grafana(args: argparse.Namespace, env: Mapping[str, str]) -> GrafanaClient:

@@ -686,15 +686,17 @@ def test_a_cross_organization_report_admits_only_people_allowed_in_every_organiz
         assert answered_by(found) == {organization}
 
 
-def test_the_exporters_timer_runs_the_organization_mode_from_the_same_flags(grafana, prometheus):
+def test_the_exporters_timer_runs_the_organization_mode_from_the_same_flags(
+    grafana, prometheus, monkeypatch
+):
     parser = argparse.ArgumentParser()
     access.add_config_arguments(parser)
     args = parser.parse_args(
         ["--grafana.url", grafana.url, "--grafana.org-name", ACME,
          "--grafana.datasource-url", prometheus["acme"].url, "--grafana.admin-user", ADMIN]
     )  # fmt: skip
-    env = {"GRAFANA_ADMIN_PASSWORD": PASSWORD}
-    syncer = orgsync.from_args(args, Console(ACME_ROLES), access.config_from_args(args), env)
+    monkeypatch.setenv("GRAFANA_ADMIN_PASSWORD", PASSWORD)
+    syncer = access.build(args, Console(ACME_ROLES))
     stop = threading.Event()
     thread = threading.Thread(target=syncer.run_forever, args=(0.05, stop))
     thread.start()

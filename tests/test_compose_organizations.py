@@ -4,8 +4,10 @@ its own target and passes promtool, and the image's entrypoint serves and backfi
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import yaml
 from test_compose import ENTRYPOINT, PASSWORD, ROOT, python_shim, start_entrypoint
 
 from exposition import samples
+from grafana_stub import GrafanaStub
 from tools import compose_organizations
 from tools.generate import RULES_DIR
 
@@ -139,22 +142,67 @@ def test_a_missing_key_file_is_one_sentence(tmp_path):
 
 
 @pytest.mark.e2e
-def test_the_entrypoint_serves_every_organization_of_the_written_configuration(tmp_path):
-    compose_organizations.write(organizations_file(tmp_path / "in", demo=True), root=tmp_path)
-    config = tmp_path / compose_organizations.OUT / "exporter.yml"
-    env = {"EXPORTER_CONFIG_FILE": str(config)}
-    with start_entrypoint(tmp_path, env, f"--storage.path={tmp_path}/store.db") as proc:
-        proc.wait_ready("/-/ready")
-        names = set()
-        for name in NAMES:
-            text = requests.get(f"{proc.url}/metrics?organization={name}", timeout=10).text
-            (org,) = {
-                dict(labels)["organization_name"] for _, labels in samples(text, organization=True)
+def test_the_entrypoint_serves_and_syncs_every_organization_of_the_written_configuration(tmp_path):
+    source = organizations_file(tmp_path / "in", demo=True)
+    settings = yaml.safe_load(source.read_text())
+    source.write_text(yaml.safe_dump({**settings, "finance": {}}))
+    compose_organizations.write(source, root=tmp_path)
+    folder = tmp_path / compose_organizations.OUT
+    command = yaml.safe_load((folder / "docker-compose.yml").read_text())["services"]["exporter"][
+        "command"
+    ]
+    # The checkout's dashboards, where the Compose file mounts them.
+    command = [
+        c.replace(compose_organizations.DASHBOARDS_IN_CONTAINER, "dashboards") for c in command
+    ]
+    with GrafanaStub() as grafana:
+        grafana.add_user("admin", "admin@localhost", server_admin=True, password=PASSWORD)
+        env = {
+            "EXPORTER_CONFIG_FILE": str(folder / "exporter.yml"),
+            "GRAFANA_URL": grafana.url,
+            "GRAFANA_ADMIN_USER": "admin",
+            "GRAFANA_ADMIN_PASSWORD": PASSWORD,
+        }
+        store = f"--storage.path={tmp_path}/store.db"
+        with start_entrypoint(tmp_path, env, store, *command) as proc:
+            proc.wait_ready("/-/ready")
+            names = set()
+            for name in NAMES:
+                text = requests.get(f"{proc.url}/metrics?organization={name}", timeout=10).text
+                (org,) = {
+                    dict(labels)["organization_name"]
+                    for _, labels in samples(text, organization=True)
+                }
+                names.add(org)
+            assert "serving the organizations of" in proc.output()
+            # The timer's first sync runs as the exporter starts.
+            wanted = {
+                f"Claude Code: {n}": f"http://prometheus-{n}:9090" for n in (*NAMES, "finance")
             }
-            names.add(org)
-        assert "serving the organizations of" in proc.output()
+            deadline = time.monotonic() + 30
+            while (found := grafana_sources(grafana)) != wanted or not all(
+                org.dashboards for org in grafana.orgs.values() if org.datasources
+            ):
+                assert time.monotonic() < deadline, (found, proc.output())
+                time.sleep(0.2)
+            finance = grafana.org_named("Claude Code: finance")
+            assert {d.model["title"] for d in finance.dashboards.values()} == finance_titles()
     assert names == {f"Simulated {n}" for n in NAMES}
     assert {p.name for p in tmp_path.glob("*.db")} == {f"{n}.db" for n in NAMES}
+
+
+def finance_titles() -> set[str]:
+    return {
+        json.loads(p.read_text())["title"]
+        for p in (ROOT / "dashboards/generated-finance").glob("*.json")
+    }
+
+
+def grafana_sources(grafana: GrafanaStub) -> dict[str, str]:
+    """The URL of each Grafana organization's one data source; Grafana's main one has none."""
+    return {
+        org.name: source.url for org in grafana.orgs.values() for source in org.datasources.values()
+    }
 
 
 @pytest.mark.e2e
@@ -179,3 +227,26 @@ def test_backfill_once_writes_one_organization_into_its_prometheus(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert len([p for p in prometheus_dir.iterdir() if p.is_dir()]) == 2
+
+
+def test_the_finance_view_gets_a_prometheus_of_every_organization_and_no_backfill(tmp_path):
+    source = organizations_file(tmp_path / "in", demo=True)
+    source.write_text(yaml.safe_dump({**yaml.safe_load(source.read_text()), "finance": {}}))
+    compose_organizations.write(source, root=tmp_path)
+    folder = tmp_path / compose_organizations.OUT
+    path = folder / "prometheus-finance.yml"
+    assert promtool_check(path, tmp_path).returncode == 0
+    (job,) = [j for j in yaml.safe_load(path.read_text())["scrape_configs"] if "param" in str(j)]
+    assert [c["labels"]["__param_organization"] for c in job["static_configs"]] == list(NAMES)
+    services = merged(folder)["services"]
+    assert "prometheus-finance" in services and "backfill-finance" not in services
+
+
+def test_an_organization_cannot_be_named_finance_beside_the_finance_view(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    source = folder / "organizations.yml"
+    source.write_text(yaml.safe_dump({"organizations": [{"name": "finance"}], "demo": True,
+                                      "finance": {}}))  # fmt: skip
+    with pytest.raises(compose_organizations.Unusable, match="no organization may be named"):
+        compose_organizations.write(source, root=tmp_path)

@@ -13,7 +13,7 @@ import yaml
 from test_cli import assert_one_sentence, parse, run
 
 from conftest import TEST_KEY, make_poller
-from exporter import backfill
+from exporter import access, backfill
 from exporter.clock import frozen
 from exporter.parse import Organization, PageError, parse_organization
 from exporter.store import Store
@@ -118,6 +118,54 @@ def test_the_backfill_must_be_told_which_of_several_organizations(tmp_path):
     assert backfill.parse_args([*common, "--organization=b"], environ={}).organization.name == "b"
 
 
+GRAFANA = {"organization": "Claude Code: A", "datasource_url": "http://prometheus-a:9090"}
+
+
+def test_an_organization_names_its_grafana_organization_and_the_finance_view_names_others(
+    tmp_path,
+):
+    entries = [
+        {"name": "a", "grafana": {**GRAFANA, "datasource_headers": {"X-Scope-OrgID": "a"}}},
+        {"name": "b"},
+        {"name": "c", "grafana": {**GRAFANA, "organization": "C", "keep_logins": [" cfo "]}},
+    ]
+    finance = {"organization": "Finance", "datasource_url": "http://all:9090"}
+    config_file = write_config(tmp_path, entries, demo=True, finance=finance)
+    config = parse(f"--config.file={config_file}", env={})
+    a, b, c = config.organizations
+    assert (a.grafana.name, a.grafana.datasource_url) == tuple(GRAFANA.values())
+    assert a.grafana.datasource_headers == {"X-Scope-OrgID": "a"}
+    assert b.grafana is None and c.grafana.keep_logins == {"cfo"}
+    assert config.finance.grafana.name == "Finance"
+    assert config.finance.organizations == ("a", "b", "c")  # all, unless it names them
+
+
+@pytest.mark.parametrize(
+    ("entries", "finance", "words"),
+    [
+        ([{"name": "a", "grafana": "Claude Code"}], None, ("a: grafana", "mapping")),
+        ([{"name": "a", "grafana": {"organization": "A"}}], None, ("needs datasource_url",)),
+        ([{"name": "a", "grafana": {**GRAFANA, "org": "A"}}], None, ("unknown key", "org")),
+        (
+            [{"name": "a", "grafana": {**GRAFANA, "keep_logins": "cfo"}}],
+            None,
+            ("keep_logins", "list"),
+        ),
+        (
+            [{"name": "a", "grafana": GRAFANA}, {"name": "b", "grafana": GRAFANA}],
+            None,
+            ("same grafana organization", "Claude Code: A"),
+        ),
+        ([{"name": "a"}], {**GRAFANA, "organizations": ["z"]}, ("finance", "'z'")),
+        ([{"name": "a", "grafana": GRAFANA}], GRAFANA, ("finance", "a's", "one of its own")),
+    ],
+)
+def test_a_bad_grafana_entry_is_one_sentence_and_exit_2(tmp_path, entries, finance, words):
+    settings = {"demo": True} | ({"finance": finance} if finance else {})
+    config_file = write_config(tmp_path, entries, **settings)
+    assert_one_sentence(run(f"--config.file={config_file}"), str(config_file), *words)
+
+
 # --- /v1/organizations/me -------------------------------------------------------------------------
 
 
@@ -175,3 +223,11 @@ def test_a_store_of_another_organization_is_refused_and_left_alone(tmp_path, fix
     assert labels_of(poller) == {(FIXTURE_ORG, "Example Org")}
     assert f"holds the data of organization {FIXTURE_ORG}" in caplog.text
     assert other["id"] in caplog.text
+
+
+def test_the_folder_mode_serves_one_organization_and_says_what_to_do_with_several(tmp_path, capsys):
+    config_file = write_config(tmp_path, [{"name": "a"}, {"name": "b"}], demo=True)
+    argv = ["sync", f"--config.file={config_file}", "--grafana.url=http://127.0.0.1:9"]
+    assert access.main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "lists 2: give each a grafana: entry" in error

@@ -11,17 +11,19 @@ can query its numbers, and a role changed in the Console takes effect on the nex
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
 import console
-from exporter.client import AdminClient
-from exporter.grafana import BasicAuth, GrafanaClient
-from exporter.orgsync import DataSource, OrganizationsSync, OrgTarget
+from exporter.orgsync import DataSource
 from exporter.simulator import SimulatedOrganization, serve
 from exposition import samples
 from grafana_stub import GrafanaStub, query_data_source
@@ -201,6 +203,8 @@ def test_a_shared_person_has_each_organizations_role_in_each(prometheus, orgs):
 SYNC_ADMIN, SYNC_PASSWORD = "sync-admin", "sync-admin-password"
 ALLOWED = {"primary_owner", "owner", "admin", "billing", "developer"}
 GRAFANA_ORGS = {"research": "Claude Code: Research", "platform": "Claude Code: Platform"}
+FINANCE_ORG = "Claude Code: Finance"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -214,22 +218,53 @@ def grafana(orgs):
         yield stub
 
 
-def sync(orgs, prometheus, grafana) -> None:
-    client = GrafanaClient(grafana.url, basic=BasicAuth(SYNC_ADMIN, SYNC_PASSWORD))
-    pairs = [
-        (
-            AdminClient(org.url, KEYS[name]),
-            OrgTarget(name, GRAFANA_ORGS[name], (DataSource(prometheus[name].url),)),
+def sync_config(prometheus, tmp_path) -> Path:
+    """The exporter's configuration with the Grafana organization dedicated to each organization,
+    and the finance view across both."""
+    entries = []
+    for name in KEYS:
+        (tmp_path / f"{name}.key").write_text(KEYS[name] + "\n")
+        entries.append(
+            {
+                "name": name,
+                "api_key_file": str(tmp_path / f"{name}.key"),
+                "grafana": {
+                    "organization": GRAFANA_ORGS[name],
+                    "datasource_url": prometheus[name].url,
+                },
+            }
         )
-        for name, org in orgs.items()
-    ]
-    outcomes = OrganizationsSync(pairs, client).run()
-    assert [(o.status, o.error) for o in outcomes] == [(0, ""), (0, "")]
+    finance = {"organization": FINANCE_ORG, "datasource_url": "http://prometheus-all:9090"}
+    config = tmp_path / "sync.yml"
+    config.write_text(yaml.safe_dump({"organizations": entries, "finance": finance}))
+    return config
+
+
+def sync(orgs, prometheus, grafana, tmp_path) -> subprocess.CompletedProcess:
+    """`grafana-access sync --config.file`, as a user runs it."""
+    config = sync_config(prometheus, tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "exporter", "grafana-access", "sync", f"--config.file={config}",
+         f"--grafana.admin-user={SYNC_ADMIN}"],
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "ANTHROPIC_BASE_URL": orgs["research"].url,
+            "GRAFANA_URL": grafana.url,
+            "GRAFANA_ADMIN_PASSWORD": SYNC_PASSWORD,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, "")
+    return done
 
 
 def grafana_org_id(grafana, name: str) -> int:
     found = requests.get(
-        f"{grafana.url}/api/orgs/name/{GRAFANA_ORGS[name]}",
+        f"{grafana.url}/api/orgs/name/{GRAFANA_ORGS.get(name, name)}",
         auth=(SYNC_ADMIN, SYNC_PASSWORD),
         timeout=10,
     )
@@ -256,8 +291,10 @@ def roles(org) -> dict[str, str]:
     return {u["email"]: u["role"] for u in org.users()}
 
 
-def test_each_grafana_organization_shows_its_own_console_figures(orgs, prometheus, grafana):
-    sync(orgs, prometheus, grafana)
+def test_each_grafana_organization_shows_its_own_console_figures(
+    orgs, prometheus, grafana, tmp_path
+):
+    sync(orgs, prometheus, grafana, tmp_path)
     for name, org in orgs.items():
         viewer = next(e for e, r in sorted(roles(org).items()) if r in ALLOWED)
         answer = as_user(grafana, viewer, name, f"{P}_month_to_date_cost_usd > 0")
@@ -275,9 +312,9 @@ def test_each_grafana_organization_shows_its_own_console_figures(orgs, prometheu
 
 
 def test_denied_roles_and_people_of_only_the_other_organization_cannot_query(
-    orgs, prometheus, grafana
+    orgs, prometheus, grafana, tmp_path
 ):
-    sync(orgs, prometheus, grafana)
+    sync(orgs, prometheus, grafana, tmp_path)
     research, platform = roles(orgs["research"]), roles(orgs["platform"])
     # Allowed in research, denied in platform: the same person, two answers.
     both = next(
@@ -295,8 +332,10 @@ def test_denied_roles_and_people_of_only_the_other_organization_cannot_query(
             assert as_user(grafana, email, name, "up").status_code == expected, (email, role)
 
 
-def test_a_role_change_in_the_console_takes_effect_on_the_next_sync(orgs, prometheus, grafana):
-    sync(orgs, prometheus, grafana)
+def test_a_role_change_in_the_console_takes_effect_on_the_next_sync(
+    orgs, prometheus, grafana, tmp_path
+):
+    sync(orgs, prometheus, grafana, tmp_path)
     research = orgs["research"]
     promoted = next(e for e, r in sorted(roles(research).items()) if r == "user")
     demoted = next(e for e, r in sorted(roles(research).items()) if r == "developer")
@@ -305,9 +344,60 @@ def test_a_role_change_in_the_console_takes_effect_on_the_next_sync(orgs, promet
     research.set_role(demoted, "claude_code_user")
     try:
         assert as_user(grafana, demoted, "research", "up").status_code == 200  # until the sync
-        sync(orgs, prometheus, grafana)
+        sync(orgs, prometheus, grafana, tmp_path)
         assert as_user(grafana, promoted, "research", "up").status_code == 200
         assert as_user(grafana, demoted, "research", "up").status_code == 403
     finally:
         research.set_role(promoted, "user")
         research.set_role(demoted, "developer")
+
+
+def test_the_finance_view_is_only_for_people_allowed_in_every_organization(
+    orgs, prometheus, grafana, tmp_path
+):
+    sync(orgs, prometheus, grafana, tmp_path)
+    research, platform = roles(orgs["research"]), roles(orgs["platform"])
+    in_both = {
+        e for e in research.keys() & platform.keys() if {research[e], platform[e]} <= ALLOWED
+    }
+    assert in_both and in_both != {e for e, r in research.items() if r in ALLOWED}
+    finance = requests.get(
+        f"{grafana.url}/api/orgs/name/{FINANCE_ORG}", auth=(SYNC_ADMIN, SYNC_PASSWORD), timeout=10
+    ).json()["id"]
+    assert set(grafana.members(finance)) == in_both | {SYNC_ADMIN}
+    for email in sorted(research.keys() | platform.keys()):
+        answer = as_user(grafana, email, FINANCE_ORG, "up")
+        assert (answer.status_code == 403) == (email not in in_both), email
+
+
+def test_the_exporters_timer_syncs_every_organization_of_its_configuration(
+    orgs, prometheus, tmp_path
+):
+    config = sync_config(prometheus, tmp_path)
+    env = {"ANTHROPIC_BASE_URL": orgs["research"].url, "GRAFANA_ADMIN_PASSWORD": SYNC_PASSWORD}
+    with GrafanaStub() as stub:
+        stub.add_user(SYNC_ADMIN, "sync@localhost", server_admin=True, password=SYNC_PASSWORD)
+        for email in sorted({u["email"] for org in orgs.values() for u in org.users()}):
+            stub.add_user(email, email)
+        args = (
+            f"--config.file={config}",
+            "--grafana-access.interval=1s",
+            f"--grafana.url={stub.url}",
+            f"--grafana.admin-user={SYNC_ADMIN}",
+        )
+        with start_exporter(tmp_path, *args, env=env):
+            wanted = {
+                name: {e for e, r in roles(org).items() if r in ALLOWED} | {SYNC_ADMIN}
+                for name, org in orgs.items()
+            }
+            deadline = time.monotonic() + 30
+            while True:
+                found = {
+                    name: set(stub.members(org.id))
+                    for name in orgs
+                    if (org := stub.org_named(GRAFANA_ORGS[name])) is not None
+                }
+                if found == wanted and stub.org_named(FINANCE_ORG) is not None:
+                    break
+                assert time.monotonic() < deadline, f"not synced: {sorted(found)}"
+                time.sleep(0.2)

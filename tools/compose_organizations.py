@@ -11,11 +11,16 @@
   secrets, stores in its volume);
 - `prometheus-NAME.yml`: a Prometheus per organization, scraping only
   `/metrics?organization=NAME`, so that a data source on it can return no other organization's
-  series;
+  series; with `finance:` in the file, `prometheus-finance.yml` scrapes them all for the view across
+  organizations;
 - `prometheus.yml`: the stack's own Prometheus, which then scrapes no organization (Grafana's main
   organization, where every user lands, must hold no organization's numbers);
 - `docker-compose.yml`: the services, a Prometheus and a one-off backfill per organization, and the
   secrets and volumes they use.
+
+Each organization gets a Grafana organization of its own (its `grafana:` entry, or "Claude Code:
+NAME") holding the data source of its Prometheus, and the exporter's timer (`grafana-access sync`
+every minute, signed in as Grafana's admin) keeps its members to those the Console allows.
 
 Run it again after changing the list; docs/compose.md says what changes and what stays.
 """
@@ -45,6 +50,10 @@ EXPORTER_TARGET = "exporter:9687"
 JOB = "claude-code-analytics"  # the mixin's exporterSelector, as prometheus/prometheus.yml
 PROMETHEUS_IMAGE = "prom/prometheus:v2.55.1"
 EXPORTER_IMAGE = "claude-code-analytics-exporter:0.1.0"
+FINANCE = "finance"  # the Prometheus of the view across organizations, when the file has finance:
+SYNC_INTERVAL = "1m"
+# The image holds no dashboards: the sync imports them from the checkout, mounted here.
+DASHBOARDS_IN_CONTAINER = "/usr/share/claude-code-analytics/dashboards"
 
 
 class Unusable(Exception):
@@ -78,6 +87,11 @@ def read_organizations(path: Path) -> tuple[list[dict], bool]:
         names.append(name)
     if len(set(names)) != len(names):
         raise Unusable(f"{path}: two organizations have the same name")
+    if "finance" in config and FINANCE in names:
+        raise Unusable(
+            f"{path}: with finance:, no organization may be named {FINANCE}, the name of the "
+            "view's own Prometheus"
+        )
     return entries, demo
 
 
@@ -85,28 +99,46 @@ def secret(name: str) -> str:
     return f"anthropic-admin-key-{name}"
 
 
+def prometheus_url(name: str) -> str:
+    """Where Grafana reaches the Prometheus of `name` (or of the finance view) in the stack."""
+    return f"http://prometheus-{name}:9090"
+
+
 def exporter_config(entries: list[dict], demo: bool, source: dict) -> dict:
-    """The exporter's configuration inside its container: keys as secrets, stores in its volume."""
+    """The exporter's configuration inside its container: keys as secrets, stores in its volume,
+    and each organization's Grafana organization on the data source of its own Prometheus."""
     config = {k: v for k, v in source.items() if k not in ("organizations", "storage.path")}
     config["storage.path"] = f"{DATA_IN_CONTAINER}/{'demo' if demo else 'store'}.db"
-    config["organizations"] = [
-        {"name": e["name"]}
-        if demo
-        else {"name": e["name"], "api_key_file": f"/run/secrets/{secret(e['name'])}"}
-        for e in entries
-    ]
+    config["organizations"] = []
+    for entry in entries:
+        name = entry["name"]
+        grafana = {"organization": f"Claude Code: {name}", **(entry.get("grafana") or {})}
+        config["organizations"].append(
+            {
+                "name": name,
+                **({} if demo else {"api_key_file": f"/run/secrets/{secret(name)}"}),
+                "grafana": {**grafana, "datasource_url": prometheus_url(name)},
+            }
+        )
+    if "finance" in source:
+        config["finance"] = {
+            "organization": f"Claude Code: {FINANCE}",
+            **(source["finance"] or {}),
+            "datasource_url": prometheus_url(FINANCE),
+        }
     return config
 
 
-def prometheus_config(name: str | None) -> dict:
-    """A Prometheus of the stack: with a `name`, it scrapes that organization only; else none."""
+def prometheus_config(names: list[str]) -> dict:
+    """A Prometheus of the stack, scraping the organizations `names` (none: the stack's own)."""
     scrapes: list[dict] = []
-    if name is not None:
+    if names:
         scrapes.append(
             {
                 "job_name": JOB,
                 "static_configs": [
                     {"targets": [EXPORTER_TARGET], "labels": {"__param_organization": name}}
+                    for name in names
                 ],
                 # One instance per organization, as docs/organizations.md relabels it.
                 "relabel_configs": [
@@ -130,13 +162,23 @@ def prometheus_config(name: str | None) -> dict:
     }
 
 
-def compose_file(entries: list[dict], demo: bool, config_path: Path) -> dict:
+def compose_file(entries: list[dict], demo: bool, config_path: Path, finance: bool) -> dict:
     config_mount = f"./{OUT}/exporter.yml:{CONFIG_IN_CONTAINER}:ro"
     secrets = [] if demo else [secret(e["name"]) for e in entries]
     services: dict[str, dict] = {
+        # The sync of the Grafana organizations runs on the exporter's timer, as Grafana's admin.
         "exporter": {
-            "environment": {"EXPORTER_CONFIG_FILE": CONFIG_IN_CONTAINER},
-            "volumes": [config_mount],
+            "command": [
+                f"--grafana-access.interval={SYNC_INTERVAL}",
+                f"--grafana.dashboards-dir={DASHBOARDS_IN_CONTAINER}/generated",
+                f"--grafana.finance-dashboards-dir={DASHBOARDS_IN_CONTAINER}/generated-finance",
+            ],
+            "environment": {
+                "EXPORTER_CONFIG_FILE": CONFIG_IN_CONTAINER,
+                "GRAFANA_ADMIN_USER": "${GRAFANA_ADMIN_USER:-admin}",
+                "GRAFANA_ADMIN_PASSWORD": "${GRAFANA_ADMIN_PASSWORD:?set GRAFANA_ADMIN_PASSWORD}",
+            },
+            "volumes": [config_mount, f"./dashboards:{DASHBOARDS_IN_CONTAINER}:ro"],
             "secrets": secrets,
         },
         # The stack's own Prometheus keeps running for Grafana's main organization, without data.
@@ -146,8 +188,8 @@ def compose_file(entries: list[dict], demo: bool, config_path: Path) -> dict:
         "backfill": {"environment": {"BACKFILL_DAYS": "0"}},
     }
     volumes: dict[str, None] = {}
-    for entry in entries:
-        name = entry["name"]
+    names = [entry["name"] for entry in entries] + ([FINANCE] if finance else [])
+    for name in names:
         data = f"prometheus-{name}-data"
         volumes[data] = None
         services[f"prometheus-{name}"] = {
@@ -165,6 +207,8 @@ def compose_file(entries: list[dict], demo: bool, config_path: Path) -> dict:
             ],
             "depends_on": ["exporter", "alertmanager"],
         }
+        if name == FINANCE:
+            continue  # its history comes from the organizations' own
         services[f"backfill-{name}"] = {
             "build": ".",
             "image": EXPORTER_IMAGE,
@@ -199,11 +243,14 @@ def write(config_path: Path, root: Path = ROOT) -> list[Path]:
     source = yaml_mapping(str(config_path), "the configuration")
     folder = root / OUT
     folder.mkdir(exist_ok=True)
+    names = [e["name"] for e in entries]
+    finance = "finance" in source
     files = {
         "exporter.yml": exporter_config(entries, demo, source),
-        "prometheus.yml": prometheus_config(None),
-        **{f"prometheus-{e['name']}.yml": prometheus_config(e["name"]) for e in entries},
-        "docker-compose.yml": compose_file(entries, demo, config_path),
+        "prometheus.yml": prometheus_config([]),
+        **{f"prometheus-{name}.yml": prometheus_config([name]) for name in names},
+        **({f"prometheus-{FINANCE}.yml": prometheus_config(names)} if finance else {}),
+        "docker-compose.yml": compose_file(entries, demo, config_path, finance),
     }
     written = []
     for name, content in files.items():
