@@ -27,10 +27,18 @@ from typing import TYPE_CHECKING, Protocol
 from .cli import PROG as EXPORTER
 from .cli import Parser, UsageError, report
 from .client import ApiError
-from .config import DEFAULT_ORGANIZATION, Config, ConfigError, Organization, load, read_api_key
+from .config import (
+    DEFAULT_ORGANIZATION,
+    Config,
+    ConfigError,
+    Organization,
+    load,
+    read_api_key,
+    read_secret,
+)
 from .grafana import EDIT, VIEW, GrafanaClient, GrafanaError, GrafanaUser, Grant, Team
 from .identity import Ambiguity, Member, match
-from .origin import UnsafeUrl, parse_origin
+from .origin import Origin, UnsafeUrl, parse_origin
 from .sources import open_sources
 
 if TYPE_CHECKING:
@@ -74,7 +82,7 @@ EXIT_AMBIGUOUS = 3
 ONE_ORGANIZATION = Organization(DEFAULT_ORGANIZATION, api_key="", storage_path=Path())
 
 
-class AccessConfigError(ValueError):
+class AccessConfigError(ConfigError, ValueError):
     """The access configuration cannot be used as given."""
 
 
@@ -436,26 +444,23 @@ def config_from_args(args: argparse.Namespace) -> AccessConfig:
     )
 
 
-def grafana_from_args(
-    args: argparse.Namespace, env: Mapping[str, str] = os.environ
-) -> GrafanaClient:
-    url = args.grafana_url or env.get("GRAFANA_URL")
+def grafana_origin(flag: str | None, env: Mapping[str, str]) -> Origin:
+    """Grafana's origin, from `--grafana.url` or `$GRAFANA_URL`, checked before any credential is
+    sent to it."""
+    url = flag or env.get("GRAFANA_URL")
     if not url:
         raise AccessConfigError("set GRAFANA_URL or --grafana.url to the Grafana to reconcile")
     try:
-        origin = parse_origin(url, "--grafana.url" if args.grafana_url else "GRAFANA_URL")
+        return parse_origin(url, "--grafana.url" if flag else "GRAFANA_URL")
     except UnsafeUrl as exc:
         raise AccessConfigError(str(exc)) from None
-    token_file = args.grafana_token_file or env.get("GRAFANA_TOKEN_FILE")
-    if token_file:
-        try:
-            token = Path(token_file).read_text().strip()
-        except OSError as exc:
-            raise AccessConfigError(
-                f"cannot read the Grafana token file {token_file}: {exc.strerror}"
-            ) from None
-    else:
-        token = env.get("GRAFANA_TOKEN", "").strip()
+
+
+def grafana_from_args(
+    args: argparse.Namespace, env: Mapping[str, str] = os.environ
+) -> GrafanaClient:
+    origin = grafana_origin(args.grafana_url, env)
+    token = read_secret(env, "GRAFANA_TOKEN", args.grafana_token_file, "--grafana.token-file")
     if not token:
         raise AccessConfigError(
             "set GRAFANA_TOKEN or GRAFANA_TOKEN_FILE to a Grafana service-account token"
@@ -506,7 +511,7 @@ def run(
 
     try:
         sync = build(args, sources, config)
-    except AccessConfigError as exc:
+    except ConfigError as exc:
         report(PROG, exc)
         return 2
     if isinstance(sync, orgsync.OrganizationsSync):

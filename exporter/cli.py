@@ -108,7 +108,7 @@ def serve(
                 sync = access.build(
                     access_args, {p.name: p.client.clone() for p in pollers}, config
                 )
-            except access.AccessConfigError as exc:
+            except ConfigError as exc:
                 report(PROG, exc)
                 return 2
             workers.append(lambda stop: sync.run_forever(access_interval, stop))

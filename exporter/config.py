@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -498,10 +499,7 @@ def admin_api_url(env: dict[str, str] | os._Environ) -> Origin:
 
 def read_api_key(env: dict[str, str] | os._Environ, or_demo: bool = False) -> str:
     """The Admin API key; `or_demo` when the command can run without one (`--demo`)."""
-    key = env.get("ANTHROPIC_ADMIN_API_KEY", "").strip()
-    path = env.get("ANTHROPIC_ADMIN_API_KEY_FILE", "").strip()
-    if not key and path:
-        key = read_secret_file(path, "ANTHROPIC_ADMIN_API_KEY_FILE")
+    key = read_secret(env, "ANTHROPIC_ADMIN_API_KEY")
     if not key:
         raise ConfigError(
             "no Admin API key: set ANTHROPIC_ADMIN_API_KEY or ANTHROPIC_ADMIN_API_KEY_FILE"
@@ -510,15 +508,40 @@ def read_api_key(env: dict[str, str] | os._Environ, or_demo: bool = False) -> st
     return key
 
 
-def read_secret_file(path: str, setting: str) -> str:
-    """A secret held in a file (its surrounding white space dropped); `setting` names the file's
-    origin in the error."""
+def read_secret(
+    env: Mapping[str, str],
+    variable: str,
+    path: str | None = None,
+    path_setting: str = "",
+    *,
+    exact: bool = False,
+) -> str | None:
+    """A secret, from the file a flag names (`path`, which `path_setting` names in errors), else
+    from the file `$VARIABLE_FILE` names or the value of `$VARIABLE`, which may not both be set;
+    None when none is. `exact` keeps all but the line break that ends the file (a password may
+    begin or end with a space); else surrounding white space is dropped (keys and tokens)."""
+    if path:
+        return read_secret_file(path, path_setting, exact=exact)
+    from_file = env.get(f"{variable}_FILE", "").strip()
+    value = env.get(variable, "")
+    value = value if exact else value.strip()
+    if from_file and value:
+        raise ConfigError(f"both {variable} and {variable}_FILE are set: set one of them")
+    if from_file:
+        return read_secret_file(from_file, f"{variable}_FILE", exact=exact)
+    return value or None
+
+
+def read_secret_file(path: str | Path, setting: str, *, exact: bool = False) -> str:
+    """A secret held in a file (its surrounding white space dropped, or with `exact` only its
+    final line break); `setting` names the file's origin in the error."""
     try:
-        secret = Path(path).read_text().strip()
+        text = Path(path).read_text()
     except OSError as exc:
-        raise ConfigError(f"cannot read {setting} {path!r}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot read {setting} {str(path)!r}: {exc.strerror}") from exc
+    secret = text.removesuffix("\n").removesuffix("\r") if exact else text.strip()
     if not secret:
-        raise ConfigError(f"{setting} {path!r} is empty")
+        raise ConfigError(f"{setting} {str(path)!r} is empty")
     return secret
 
 

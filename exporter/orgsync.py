@@ -54,12 +54,12 @@ from .access import (
     UserSource,
     all_or_nothing,
     allowed_levels,
+    grafana_origin,
 )
 from .cli import report
 from .client import ApiError
-from .config import Finance, GrafanaOrganization, Organization
+from .config import ConfigError, Finance, GrafanaOrganization, Organization, read_secret
 from .grafana import ORG_ROLES, BasicAuth, GrafanaClient, GrafanaError, GrafanaUser
-from .origin import UnsafeUrl, parse_origin
 
 log = logging.getLogger(__name__)
 
@@ -571,7 +571,7 @@ def sync_organizations(
     1 (a sync failed) or 2 (the configuration cannot be used)."""
     try:
         syncs = OrganizationsSync(pairs, grafana)
-    except AccessConfigError as exc:
+    except ConfigError as exc:
         report(PROG, exc)
         return 2
     return print_outcomes(syncs, dry_run)
@@ -594,30 +594,19 @@ def admin_client(
     user: str | None = None,
     password_file: str | None = None,
     env: Mapping[str, str] = os.environ,
-    *,
-    url_name: str = "GRAFANA_URL",
 ) -> GrafanaClient:
     """A client signed in as a Grafana server admin, from the flags or the environment:
     `GRAFANA_URL`, `GRAFANA_ADMIN_USER`, and `GRAFANA_ADMIN_PASSWORD_FILE` or
     `GRAFANA_ADMIN_PASSWORD`. The password is never printed, logged or put in a message."""
-    url = url or env.get("GRAFANA_URL")
-    if not url:
-        raise AccessConfigError("set GRAFANA_URL or --grafana.url to the Grafana to reconcile")
-    try:
-        origin = parse_origin(url, url_name)
-    except UnsafeUrl as exc:
-        raise AccessConfigError(str(exc)) from None
+    origin = grafana_origin(url, env)
     user = user or env.get("GRAFANA_ADMIN_USER", "")
-    password_file = password_file or env.get("GRAFANA_ADMIN_PASSWORD_FILE")
-    if password_file:
-        try:
-            password = Path(password_file).read_text().rstrip("\r\n")
-        except OSError as exc:
-            raise AccessConfigError(
-                f"cannot read the Grafana password file {password_file}: {exc.strerror}"
-            ) from None
-    else:
-        password = env.get("GRAFANA_ADMIN_PASSWORD", "")
+    password = read_secret(
+        env,
+        "GRAFANA_ADMIN_PASSWORD",
+        password_file,
+        "--grafana.admin-password-file",
+        exact=True,
+    )
     if not user or not password:
         if env.get("GRAFANA_TOKEN") or env.get("GRAFANA_TOKEN_FILE"):
             raise AccessConfigError(TOKEN_CANNOT)
@@ -807,11 +796,7 @@ def print_outcomes(syncs: OrganizationsSync, dry_run: bool) -> int:
 
 def _grafana(args: argparse.Namespace, env: Mapping[str, str]) -> GrafanaClient:
     return admin_client(
-        args.grafana_url,
-        args.grafana_admin_user,
-        args.grafana_admin_password_file,
-        env,
-        url_name="--grafana.url" if args.grafana_url else "GRAFANA_URL",
+        args.grafana_url, args.grafana_admin_user, args.grafana_admin_password_file, env
     )
 
 

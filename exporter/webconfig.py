@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ConfigError, parse_duration, yaml_mapping
+from .config import ConfigError, parse_duration, read_secret_file, yaml_mapping
 from .server import TLS
 
 FLAG = "--web.config.file"
@@ -172,10 +172,7 @@ def _bearer_token(path: object, base: Path) -> str | None:
     """The token in the file; a relative path is relative to the web config file."""
     if path is None:
         return None
-    try:
-        token = (base / str(path)).read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read bearer_token_file {str(path)!r}: {exc.strerror}") from exc
+    token = read_secret_file(base / str(path), "bearer_token_file")
     if len(token) < 16:
         raise ConfigError(f"bearer_token_file {str(path)!r} holds a token under 16 characters")
     return token

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import TEST_KEY
-from exporter.config import ConfigError, add_arguments, load, parse_duration
+from exporter.config import ConfigError, add_arguments, load, parse_duration, read_secret
 
 PROG = "claude-code-analytics-exporter"
 
@@ -73,6 +73,25 @@ def test_the_key_is_read_from_a_file(tmp_path):
     assert (
         parse(env={"ANTHROPIC_ADMIN_API_KEY_FILE": str(path)}).organizations[0].api_key == TEST_KEY
     )
+
+
+@pytest.mark.parametrize("command", [(), ("grafana-access", "sync")])
+def test_a_key_given_both_as_a_value_and_as_a_file_is_refused_not_guessed(tmp_path, command):
+    path = tmp_path / "key"
+    path.write_text("sk-ant-admin01-another-key\n")
+    env = {"ANTHROPIC_ADMIN_API_KEY": TEST_KEY, "ANTHROPIC_ADMIN_API_KEY_FILE": str(path)}
+    done = run(*command, env=env)
+    assert_one_sentence(done, "both ANTHROPIC_ADMIN_API_KEY and ANTHROPIC_ADMIN_API_KEY_FILE")
+    assert "another-key" not in done.stderr
+
+
+def test_a_grafana_password_keeps_its_spaces_and_loses_only_the_final_line_break(tmp_path):
+    path = tmp_path / "password"
+    path.write_text(" two words \n")
+    assert read_secret({}, "PASSWORD", str(path), "--password-file", exact=True) == " two words "
+    assert read_secret({"PASSWORD": " pass "}, "PASSWORD", exact=True) == " pass "
+    assert read_secret({"TOKEN": " token\n"}, "TOKEN") == "token"
+    assert read_secret({}, "TOKEN") is None
 
 
 def test_the_config_repr_never_shows_the_key():
