@@ -1,6 +1,7 @@
 """A simulated organization serving the documented Admin API endpoints over HTTP on loopback.
 
-It is the exporter's demo mode, the fixture of the end-to-end tests and the place to inject faults.
+It is the exporter's demo mode and the fixture of the end-to-end tests (which add fault injection
+to it, in tests/faults.py).
 Everything derives from the seed: the members (and about one API key per twelve of them), who uses
 Claude Code from when to when, and each UTC day's records. Days are generated lazily and the recent
 ones cached, so any organization size and any day can be served without precomputing a history.
@@ -16,20 +17,18 @@ import base64
 import binascii
 import bisect
 import collections
-import copy
 import hmac
 import random
 import re
 import secrets
 import signal
 import socket
-import struct
 import sys
 import threading
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -44,7 +43,6 @@ USAGE_PATH = "/v1/organizations/usage_report/claude_code"
 USERS_PATH = "/v1/organizations/users"
 ORGANIZATION_PATH = "/v1/organizations/me"
 HEALTH_PATH = "/-/healthy"
-FAULTS_PATH = "/-/faults"
 API_VERSIONS = ("2023-01-01", "2023-06-01")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
@@ -251,7 +249,6 @@ class SimulatedOrganization:
         self.name = name or f"Simulated organization {seed}"
         self.requests: collections.Counter = collections.Counter()
         self.before_request: list[RequestHook] = []
-        self.faults = Faults()
         self._lock = threading.Lock()
         self._anchor = as_utc(self.now()).date()
         self._users, user_actors = _make_users(seed, members, self._anchor, people_seed)
@@ -655,204 +652,6 @@ def _weighted(rng: random.Random, choices: Iterable[tuple[str, int]]) -> str:
     return rng.choices(names, weights)[0]
 
 
-# --- Faults -------------------------------------------------------------------------------------
-
-# Faults answered with the API's documented error instead of data: status and error type.
-STATUS_FAULTS = {
-    "rate_limit": (429, "rate_limit_error"),
-    "server_error": (500, "api_error"),
-    "bad_gateway": (502, "api_error"),
-    "unavailable": (503, "api_error"),
-    "overloaded": (529, "overloaded_error"),
-}
-# Faults that damage the first record of a usage report page, and how.
-RECORD_FAULTS = (
-    "unknown_fields",
-    "missing_fields",
-    "wrong_types",
-    "negative_numbers",
-    "absurd_numbers",
-)
-# Faults of the usage report's paging.
-PAGING_FAULTS = ("short_pages", "repeat_cursor", "duplicate_records", "endless_empty_pages")
-# Faults of the connection or the body, on either endpoint.
-TRANSPORT_FAULTS = ("timeout", "reset", "truncated_json")
-FAULT_KINDS = (*STATUS_FAULTS, *TRANSPORT_FAULTS, *PAGING_FAULTS, *RECORD_FAULTS, "hostile_names")
-ENDPOINTS = ("claude_code_usage", "users")
-# Appended to every member's email by "hostile_names": a quote, a backslash, a newline, non-ASCII.
-HOSTILE_SUFFIX = '+"o\\brien"\nzoë.日本'
-ABSURD_CENTS = 10**15
-
-
-def hostile_email(email: str) -> str:
-    """The email a member has while the "hostile_names" fault is on."""
-    local, _, domain = email.partition("@")
-    return f"{local}{HOSTILE_SUFFIX}@{domain}"
-
-
-@dataclass
-class Fault:
-    """One switched-on fault: the first `after` matching requests pass, the next `times` of
-    them suffer it (None: until cleared)."""
-
-    kind: str
-    times: int | None = 1
-    after: int = 0
-    endpoint: str | None = None
-    day: str | None = None
-    retry_after: str | None = None
-    delay: float = 5.0
-    page_size: int = 1
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(
-                f"unknown fault {self.kind!r}; expected one of {', '.join(FAULT_KINDS)}"
-            )
-        if self.endpoint is not None and self.endpoint not in ENDPOINTS:
-            raise ValueError(f"unknown endpoint {self.endpoint!r}; expected one of {ENDPOINTS}")
-        if self.times is not None and self.times < 1:
-            raise ValueError("times must be at least 1, or None for a fault that stays on")
-        if self.page_size < 1 or self.after < 0:
-            raise ValueError("page_size must be at least 1 and after at least 0")
-
-    def matches(self, endpoint: str, day: str | None) -> bool:
-        usage_only = self.kind in RECORD_FAULTS or self.kind in PAGING_FAULTS
-        if usage_only and endpoint != "claude_code_usage":
-            return False
-        if self.endpoint not in (None, endpoint):
-            return False
-        return self.day is None or self.day == day
-
-
-class Faults:
-    """The faults switched on in a simulated organization; each matching request uses one up."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._faults: list[Fault] = []
-
-    def inject(self, kind: str, **options: object) -> Fault:
-        fault = Fault(kind, **options)  # type: ignore[arg-type]
-        with self._lock:
-            self._faults.append(fault)
-        return fault
-
-    def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def active(self) -> list[Fault]:
-        with self._lock:
-            return list(self._faults)
-
-    def take(self, endpoint: str, day: str | None) -> list[Fault]:
-        """The faults a request suffers, with one use of each counted off."""
-        taken = []
-        with self._lock:
-            for fault in list(self._faults):
-                if not fault.matches(endpoint, day):
-                    continue
-                if fault.after > 0:
-                    fault.after -= 1
-                    continue
-                taken.append(fault)
-                if fault.times is not None:
-                    fault.times -= 1
-                    if fault.times == 0:
-                        self._faults.remove(fault)
-        return taken
-
-
-def _first(faults: Sequence[Fault], kinds: Iterable[str]) -> Fault | None:
-    return next((fault for fault in faults if fault.kind in kinds), None)
-
-
-def _fail_request(faults: list[Fault]) -> flask.Response | None:
-    """The answer of a fault that replaces the normal one, if any."""
-    fault = _first(faults, (*STATUS_FAULTS, "timeout", "reset"))
-    if fault is None:
-        return None
-    if fault.kind == "timeout":
-        threading.Event().wait(fault.delay)  # the client has given up by now
-        return None
-    if fault.kind == "reset":
-        _reset_connection(flask.request)
-        return flask.Response(b"")
-    status, error_type = STATUS_FAULTS[fault.kind]
-    response = error_response(status, error_type, f"simulated {fault.kind.replace('_', ' ')}")
-    if fault.retry_after is not None:
-        response.headers["Retry-After"] = fault.retry_after
-    return response
-
-
-def _reset_connection(request: flask.Request) -> None:
-    """Drop the TCP connection (with a reset where the OS allows) before any byte of the answer."""
-    sock = request.environ.get("werkzeug.socket")
-    if sock is None:
-        return
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.shutdown(socket.SHUT_RDWR)
-
-
-def _damage_records(page: dict, faults: list[Fault]) -> None:
-    for fault in faults:
-        if fault.kind in RECORD_FAULTS and page["data"]:
-            _damage(page["data"][0], fault.kind)
-            if fault.kind == "unknown_fields":
-                page["future_envelope_field"] = {"added": "later"}
-
-
-def _damage(record: dict, kind: str) -> None:
-    core = record["core_metrics"]
-    if kind == "unknown_fields":
-        record["future_field"] = [1, {"nested": True}]
-        core["future_metric"] = 7
-        record["actor"]["future_actor_field"] = "x"
-    elif kind == "missing_fields":
-        del record["core_metrics"]
-    elif kind == "wrong_types":
-        core["num_sessions"] = str(core["num_sessions"])
-    elif kind == "negative_numbers":
-        core["lines_of_code"]["added"] = -5
-    elif kind == "absurd_numbers":
-        record["model_breakdown"] = (
-            [
-                {
-                    **record["model_breakdown"][0],
-                    "estimated_cost": {"currency": "USD", "amount": ABSURD_CENTS},
-                }
-            ]
-            if record["model_breakdown"]
-            else [
-                {
-                    "model": "claude-sonnet-4-20250514",
-                    "tokens": {},
-                    "estimated_cost": {"currency": "USD", "amount": ABSURD_CENTS},
-                }
-            ]
-        )
-
-
-def _hostile_names(page: dict) -> None:
-    for item in page["data"]:
-        actor = item.get("actor")
-        if isinstance(actor, dict) and "email_address" in actor:
-            actor["email_address"] = hostile_email(actor["email_address"])
-        elif "email" in item:
-            item["email"] = hostile_email(item["email"])
-
-
-def _json_answer(page: dict, faults: list[Fault]) -> flask.Response:
-    if _first(faults, ("hostile_names",)):
-        _hostile_names(page)
-    response = flask.jsonify(page)
-    if _first(faults, ("truncated_json",)):
-        body = response.get_data()
-        response.set_data(body[: len(body) // 2])
-    return response
-
-
 # --- HTTP -----------------------------------------------------------------------------------------
 
 
@@ -866,7 +665,7 @@ class ApiFailure(Exception):
 
 
 def error_response(status: int, error_type: str, message: str) -> flask.Response:
-    """A response in the API's documented error shape (also for fault hooks)."""
+    """A response in the API's documented error shape (also for request hooks)."""
     request_id = "req_01" + secrets.token_hex(12)
     body = {"type": "error", "error": {"type": error_type, "message": message}}
     response = flask.jsonify({**body, "request_id": request_id})
@@ -875,112 +674,114 @@ def error_response(status: int, error_type: str, message: str) -> flask.Response
     return response
 
 
-def create_app(
-    orgs: SimulatedOrganization | Mapping[str, SimulatedOrganization],
-    api_key: str | None = None,
-    fault_control: bool = False,
-) -> flask.Flask:
-    """The API app; with `fault_control`, faults can be switched over HTTP at /-/faults.
+class AdminApi:
+    """The documented endpoints as a Flask app, `app`, serving one organization or several.
 
-    `orgs` is one organization, served to `api_key` (or to any key when it is None), or several,
-    each served to its own key as the real API tells organizations apart: by the key. Fault
-    control and request hooks act on the first of several."""
-    by_key = dict(orgs) if isinstance(orgs, Mapping) else {}
-    first = next(iter(by_key.values())) if by_key else orgs
-    assert isinstance(first, SimulatedOrganization)
-    app = flask.Flask("exporter.simulator")
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    One organization is served to `api_key` (or to any key when it is None); several, given by
+    key, each to its own key, as the real API tells organizations apart. Paths under /-/ are the
+    simulator's own and need no key.
 
-    @app.before_request
-    def gate() -> flask.Response | None:
-        if flask.request.path in (HEALTH_PATH, FAULTS_PATH):
+    A subclass can change the answers at four points, which here leave them as the API gives them:
+    `intercept` (an authenticated request, before its endpoint), `usage_page` and `usage_window`
+    (what a page of the usage report holds) and `answer` (how a page of records or members is
+    sent). The tests' fault injection is such a subclass; the simulator itself has none."""
+
+    def __init__(
+        self,
+        orgs: SimulatedOrganization | Mapping[str, SimulatedOrganization],
+        api_key: str | None = None,
+    ):
+        self.by_key = dict(orgs) if isinstance(orgs, Mapping) else {}
+        first = next(iter(self.by_key.values())) if self.by_key else orgs
+        assert isinstance(first, SimulatedOrganization)
+        self.org = first
+        self.api_key = api_key
+        self.app = flask.Flask("exporter.simulator")
+        self.app.json.sort_keys = False  # type: ignore[attr-defined]
+        self.app.before_request(self._gate)
+        self.app.get(HEALTH_PATH)(lambda: "OK")
+        self.app.get(USAGE_PATH)(self._usage_report)
+        self.app.get(USERS_PATH)(self._list_users)
+        self.app.get(ORGANIZATION_PATH)(self._organization)
+        self.app.get(USERS_PATH + "/<user_id>")(self._get_user)
+        self.app.errorhandler(ApiFailure)(self._api_failure)
+        self.app.errorhandler(HTTPException)(self._http_exception)
+
+    def intercept(
+        self, org: SimulatedOrganization, request: flask.Request
+    ) -> flask.Response | None:
+        """An answer that replaces the endpoint's, or None to let the endpoint answer."""
+        return None
+
+    def usage_page(
+        self, org: SimulatedOrganization, day: date, limit: int, cursor: str | None
+    ) -> dict:
+        """A page of the usage report for `day`: the first, or the one after `cursor`."""
+        hours = visible_hours(day, org.now())
+        after = -1
+        if cursor is not None:
+            hours, after = _read_cursor(cursor, day, hours)
+        records = org.view(day, hours)
+        start = bisect.bisect_right([index for index, _ in records], after)
+        start, limit = self.usage_window(start, limit, cursor is not None)
+        page = records[start : start + limit]
+        has_more = start + limit < len(records)
+        next_page = _cursor(day, hours, page[-1][0]) if has_more else None
+        records_out = [record for _, record in page]
+        return {"data": records_out, "has_more": has_more, "next_page": next_page}
+
+    def usage_window(self, start: int, limit: int, resumed: bool) -> tuple[int, int]:
+        """Where a usage report page starts among the day's visible records and how many it holds;
+        `resumed` when the request names a cursor."""
+        return start, limit
+
+    def answer(self, page: dict) -> flask.Response:
+        """The response of a page of the usage report or of the members. The records of a usage
+        page are shared with the organization's cache: a change needs a copy."""
+        return flask.jsonify(page)
+
+    def _gate(self) -> flask.Response | None:
+        request = flask.request
+        if request.path.startswith("/-/"):
             return None
-        given = flask.request.headers.get("x-api-key") or ""
-        org = by_key.get(given, first) if by_key else first
-        _count(org, flask.request)
+        given = request.headers.get("x-api-key") or ""
+        org = self.by_key.get(given, self.org) if self.by_key else self.org
+        _count(org, request)
         for hook in list(org.before_request):
-            response = hook(flask.request)
+            response = hook(request)
             if response is not None:
                 return response
-        if by_key and given not in by_key:
+        if self.by_key and given not in self.by_key:
             raise ApiFailure(401, "authentication_error", "invalid x-api-key")
-        _check_credentials(flask.request, given if by_key else api_key)
+        _check_credentials(request, given if self.by_key else self.api_key)
         flask.g.org = org
-        flask.g.faults = _faults_for(org, flask.request)
-        return _fail_request(flask.g.faults)
+        return self.intercept(org, request)
 
-    @app.get(HEALTH_PATH)
-    def healthy() -> str:
-        return "OK"
+    def _usage_report(self) -> flask.Response:
+        args = flask.request.args
+        day = _starting_day(args.get("starting_at"))
+        page = self.usage_page(flask.g.org, day, _limit(args), args.get("page"))
+        return self.answer(page)
 
-    @app.get(USAGE_PATH)
-    def usage_report() -> flask.Response:
-        faults = flask.g.faults
-        page = _usage_page(flask.g.org, flask.request.args, faults)
-        if faults:
-            page = copy.deepcopy(page)  # the records are shared with the view cache
-            _damage_records(page, faults)
-        return _json_answer(page, faults)
+    def _list_users(self) -> flask.Response:
+        return self.answer(_users_page(flask.g.org, flask.request.args))
 
-    @app.get(USERS_PATH)
-    def list_users() -> flask.Response:
-        return _json_answer(_users_page(flask.g.org, flask.request.args), flask.g.faults)
-
-    @app.get(ORGANIZATION_PATH)
-    def organization() -> flask.Response:
+    def _organization(self) -> flask.Response:
         org = flask.g.org
         return flask.jsonify({"id": org.organization_id, "type": "organization", "name": org.name})
 
-    if fault_control:
-        _add_fault_control(app, first)
-
-    @app.get(USERS_PATH + "/<user_id>")
-    def get_user(user_id: str) -> flask.Response:
+    def _get_user(self, user_id: str) -> flask.Response:
         user = next((u for u in flask.g.org.users() if u["id"] == user_id), None)
         if user is None:
             raise ApiFailure(404, "not_found_error", f"no user with id {user_id!r}")
         return flask.jsonify(user)
 
-    @app.errorhandler(ApiFailure)
-    def api_failure(failure: ApiFailure) -> flask.Response:
+    def _api_failure(self, failure: ApiFailure) -> flask.Response:
         return error_response(failure.status, failure.error_type, str(failure))
 
-    @app.errorhandler(HTTPException)
-    def http_exception(exc: HTTPException) -> flask.Response:
+    def _http_exception(self, exc: HTTPException) -> flask.Response:
         status = exc.code or 500
         return error_response(status, HTTP_ERROR_TYPES.get(status, "api_error"), exc.name)
-
-    return app
-
-
-def _add_fault_control(app: flask.Flask, org: SimulatedOrganization) -> None:
-    @app.get(FAULTS_PATH)
-    def list_faults() -> flask.Response:
-        return flask.jsonify([asdict(fault) for fault in org.faults.active()])
-
-    @app.post(FAULTS_PATH)
-    def inject_fault() -> tuple[flask.Response, int]:
-        options = flask.request.get_json(silent=True)
-        if not isinstance(options, dict) or "kind" not in options:
-            raise ApiFailure(400, "invalid_request_error", "send a JSON object with a 'kind'")
-        try:
-            fault = org.faults.inject(**options)
-        except (TypeError, ValueError) as exc:
-            raise ApiFailure(400, "invalid_request_error", str(exc)) from None
-        return flask.jsonify(asdict(fault)), 201
-
-    @app.delete(FAULTS_PATH)
-    def clear_faults() -> tuple[str, int]:
-        org.faults.clear()
-        return "", 204
-
-
-def _faults_for(org: SimulatedOrganization, request: flask.Request) -> list[Fault]:
-    if request.path == USAGE_PATH:
-        return org.faults.take("claude_code_usage", request.args.get("starting_at"))
-    if request.path == USERS_PATH:
-        return org.faults.take("users", None)
-    return []
 
 
 def _count(org: SimulatedOrganization, request: flask.Request) -> None:
@@ -1015,32 +816,6 @@ def _limit(args: MultiDict[str, str]) -> int:
             400, "invalid_request_error", f"limit must be an integer from 1 to {MAX_LIMIT}"
         )
     return int(raw)
-
-
-def _usage_page(
-    org: SimulatedOrganization, args: MultiDict[str, str], faults: Sequence[Fault] = ()
-) -> dict:
-    day = _starting_day(args.get("starting_at"))
-    limit = _limit(args)
-    if _first(faults, ("endless_empty_pages",)):
-        return {"data": [], "has_more": True, "next_page": secrets.token_urlsafe(12)}
-    short = _first(faults, ("short_pages",))
-    if short is not None:
-        limit = min(limit, short.page_size)
-    hours = visible_hours(day, org.now())
-    after = -1
-    if args.get("page") is not None:
-        hours, after = _read_cursor(args["page"], day, hours)
-    records = org.view(day, hours)
-    start = bisect.bisect_right([index for index, _ in records], after)
-    if after >= 0 and start > 0 and _first(faults, ("duplicate_records",)):
-        start -= 1  # the page repeats the previous page's last record
-    page = records[start : start + limit]
-    has_more = start + limit < len(records)
-    next_page = _cursor(day, hours, page[-1][0]) if has_more else None
-    if has_more and args.get("page") is not None and _first(faults, ("repeat_cursor",)):
-        next_page = args["page"]
-    return {"data": [record for _, record in page], "has_more": has_more, "next_page": next_page}
 
 
 def _starting_day(raw: str | None) -> date:
@@ -1113,22 +888,16 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 
 class SimulatorServer:
-    """The simulator served by werkzeug in a daemon thread; stop() or leave `with` to end it."""
+    """An API served by werkzeug in a daemon thread; stop() or leave `with` to end it."""
 
-    def __init__(
-        self,
-        orgs: SimulatedOrganization | Mapping[str, SimulatedOrganization],
-        host: str,
-        port: int,
-        api_key: str | None,
-        fault_control: bool = False,
-    ):
-        self.org = next(iter(orgs.values())) if isinstance(orgs, Mapping) else orgs
+    def __init__(self, api: AdminApi, host: str = "127.0.0.1", port: int = 0):
+        self.api = api
+        self.org = api.org
         with _listening_socket(host, port) as listener:
             self._server: BaseWSGIServer = make_server(
                 host,
                 port,
-                create_app(orgs, api_key, fault_control),
+                api.app,
                 threaded=True,
                 request_handler=_QuietHandler,
                 fd=listener.fileno(),
@@ -1160,10 +929,9 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     api_key: str | None = None,
-    fault_control: bool = False,
 ) -> SimulatorServer:
     """Serve one organization (to `api_key`, or any key) or several (each to its own key)."""
-    return SimulatorServer(orgs, host, port, api_key, fault_control)
+    return SimulatorServer(AdminApi(orgs, api_key), host, port)
 
 
 # --- Command line ---------------------------------------------------------------------------------
@@ -1184,9 +952,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulated organization")
     parser.add_argument("--api-key-file", type=Path, help="require x-api-key equal to this file")
     parser.add_argument("--frozen", action="store_true", help="freeze the clock at start-up")
-    parser.add_argument(
-        "--fault-control", action="store_true", help=f"switch faults over HTTP at {FAULTS_PATH}"
-    )
     return parser.parse_args(argv)
 
 
@@ -1218,7 +983,7 @@ def _start(args: argparse.Namespace) -> SimulatorServer:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
-        return serve(org, host, port, api_key, args.fault_control)
+        return serve(org, host, port, api_key)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
 

@@ -1,5 +1,5 @@
-"""Helpers of the reliability tests: switch the simulator's faults over HTTP, and compare what the
-store holds for a day with the simulator's records for it, straight from SQLite."""
+"""Helpers of the reliability tests: compare what the store holds for a day with the simulator's
+records for it, straight from SQLite."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
-import requests
-
-FAULTS_PATH = "/-/faults"
 CORE = (
     "num_sessions",
     "added",
@@ -20,17 +17,6 @@ CORE = (
 )
 
 Totals = dict[tuple[str, str], tuple[int, ...]]
-
-
-def inject(url: str, kind: str, **options: object) -> dict:
-    """Switch on a fault in the simulator at `url` (served with fault_control=True)."""
-    response = requests.post(url + FAULTS_PATH, json={"kind": kind, **options}, timeout=5)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def clear(url: str) -> None:
-    assert requests.delete(url + FAULTS_PATH, timeout=5).status_code == 204
 
 
 def expected_totals(records: list[dict]) -> Totals:

@@ -1,11 +1,13 @@
 """The exporter against the simulated organization over HTTP while the simulator misbehaves.
 
-Every fault is switched on over the simulator's /-/faults endpoint; the poller runs in the test
-process with a recorded sleep so that backoff is checked without waiting for it."""
+Every fault is switched on over the /-/faults endpoint of the simulator with faults (faults.py);
+the poller runs in the test process with a recorded sleep so that backoff is checked without
+waiting for it."""
 
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import threading
 import time
@@ -15,27 +17,39 @@ from pathlib import Path
 
 import pytest
 import requests
-from reliability import clear, expected_totals, inject, stored_totals
+from reliability import expected_totals, stored_totals
 
+import exporter
 from conftest import TEST_KEY, Clock, late_today
+from exporter import simulator
 from exporter.client import MAX_EMPTY_PAGES, AdminClient
 from exporter.collector import Settings
 from exporter.poller import Poller
-from exporter.simulator import SimulatedOrganization, hostile_email, serve
+from exporter.simulator import USERS_PATH, SimulatedOrganization, serve
 from exporter.store import Store
 from exposition import samples, series, value
+from faults import (
+    FAULTS_PATH,
+    PAGING_FAULTS,
+    RECORD_FAULTS,
+    clear,
+    hostile_email,
+    inject,
+    serve_with_faults,
+)
 from procs import start_exporter
 
 P = "claude_code_analytics"
 NOW = datetime(2026, 1, 20, 12, 30, tzinfo=UTC)
 TODAY = NOW.date()
 YESTERDAY = TODAY - timedelta(days=1)
+AUTHED = {"anthropic-version": "2023-06-01", "x-api-key": TEST_KEY}
 
 
 @pytest.fixture(scope="module")
 def org() -> Iterator[SimulatedOrganization]:
     org = SimulatedOrganization(seed=21, members=14, now=lambda: NOW)
-    with serve(org, api_key=TEST_KEY, fault_control=True) as server:
+    with serve_with_faults(org, api_key=TEST_KEY) as server:
         org.url = server.url  # type: ignore[attr-defined]
         yield org
 
@@ -335,7 +349,7 @@ def promtool_check(exposition: bytes, tmp_path: Path) -> str:
 def test_the_process_outlives_an_outage_serves_stale_numbers_and_recovers(tmp_path):
     org = SimulatedOrganization(seed=8, members=8, now=late_today)
     storage = tmp_path / "exporter.db"
-    with serve(org, api_key=TEST_KEY, fault_control=True) as server:
+    with serve_with_faults(org, api_key=TEST_KEY) as server:
         client = AdminClient(server.url, TEST_KEY, max_retries=0)
         stored = Poller(client, Store(storage), history_days=2, refetch_days=3, settings=Settings())
         assert stored.poll_once()
@@ -386,9 +400,20 @@ def test_active_faults_are_listed_and_cleared(url):
     assert requests.get(url + "/-/faults", timeout=5).json() == []
 
 
-def test_fault_control_is_off_unless_asked_for():
+def test_the_simulator_as_installed_has_no_fault_switch():
     org = SimulatedOrganization(seed=3, members=2, now=lambda: NOW)
     with serve(org, api_key=TEST_KEY) as server:
-        response = requests.post(server.url + "/-/faults", json={"kind": "reset"}, timeout=5)
-    assert response.status_code == 404
-    assert org.faults.active() == []
+        switched = requests.post(server.url + FAULTS_PATH, json={"kind": "reset"}, timeout=5)
+        users = requests.get(server.url + USERS_PATH, headers=AUTHED, timeout=5)
+    assert switched.status_code == 404
+    assert users.status_code == 200
+
+
+def test_the_installed_package_holds_no_fault_injection():
+    package = Path(exporter.__file__).parent
+    sources = {path: path.read_text() for path in package.rglob("*.py")}
+    names = (FAULTS_PATH, "FaultyApi", "hostile_names", "truncated_json")
+    names += RECORD_FAULTS + PAGING_FAULTS
+    found = {(name, path.name) for name in names for path, text in sources.items() if name in text}
+    assert found == set()
+    assert [name for name in dir(simulator) if re.search(r"(?<!de)fault", name, re.I)] == []

@@ -15,7 +15,6 @@ import bcrypt
 import pytest
 import requests
 import yaml
-from reliability import inject
 
 from conftest import TEST_KEY, late_today
 from exporter import cli
@@ -28,6 +27,7 @@ from exporter.simulator import SimulatedOrganization, serve
 from exporter.store import Store
 from exporter.webconfig import RateLimit, WebConfig
 from fake_admin_api import error_body
+from faults import inject, serve_with_faults
 from procs import start_exporter, start_prometheus
 
 TOKEN = "metrics-token-0123456789abcdef"
@@ -70,7 +70,7 @@ def test_a_key_read_from_a_file_appears_in_no_log_line_and_no_answer_through_fau
     key_file = tmp_path / "admin-key"
     key_file.write_text(TEST_KEY + "\n")
     org = SimulatedOrganization(seed=2, members=30, now=late_today)
-    with serve(org, api_key=TEST_KEY, fault_control=True) as server:
+    with serve_with_faults(org, api_key=TEST_KEY) as server:
         inject(server.url, "overloaded", endpoint="users")
         inject(server.url, "rate_limit", endpoint="users", after=1, retry_after="0")
         inject(server.url, "truncated_json", endpoint="claude_code_usage")

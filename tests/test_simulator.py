@@ -24,9 +24,9 @@ from exporter.parse import parse_usage_record
 from exporter.simulator import (
     MODEL_PRICES,
     ROLES,
+    AdminApi,
     SimulatedOrganization,
     SpendSpike,
-    create_app,
     error_response,
     estimated_cost_cents,
     main,
@@ -50,7 +50,7 @@ def organization(**kwargs: object) -> SimulatedOrganization:
 
 
 def client(org: SimulatedOrganization, api_key: str | None = TEST_KEY) -> flask.testing.FlaskClient:
-    return create_app(org, api_key).test_client()
+    return AdminApi(org, api_key).app.test_client()
 
 
 def day_start(day: date) -> datetime:

@@ -12,13 +12,13 @@ from datetime import timedelta
 
 import pytest
 import requests
-from reliability import inject
 
 import console
 from conftest import TEST_KEY
-from exporter.simulator import SimulatedOrganization, serve
+from exporter.simulator import SimulatedOrganization
 from exposition import samples, series, value
 from fake_admin_api import FakeAdminApi, fixtures_on
+from faults import inject, serve_with_faults
 from procs import start_exporter
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +54,7 @@ def by_member(exposition: dict, name: str) -> dict[str, float]:
 @pytest.fixture
 def org(frozen_now):
     org = SimulatedOrganization(seed=12, members=10, now=lambda: frozen_now)
-    with serve(org, api_key=TEST_KEY, fault_control=True) as server:
+    with serve_with_faults(org, api_key=TEST_KEY) as server:
         org.url = server.url  # type: ignore[attr-defined]
         yield org
 
