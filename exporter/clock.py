@@ -38,3 +38,8 @@ def midnight(day: date) -> datetime:
 def day_start(day: date) -> float:
     """00:00 UTC of `day`, in seconds since the epoch."""
     return midnight(day).timestamp()
+
+
+def day_stamp(day: date) -> str:
+    """00:00 UTC of `day` as the Admin API writes a record's date."""
+    return f"{day.isoformat()}T00:00:00Z"

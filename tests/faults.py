@@ -20,15 +20,8 @@ from datetime import date
 import flask
 import requests
 
-from exporter.simulator import (
-    USAGE_PATH,
-    USERS_PATH,
-    AdminApi,
-    ApiFailure,
-    SimulatedOrganization,
-    SimulatorServer,
-    error_response,
-)
+from exporter.simulator import AdminApi, SimulatedOrganization, SimulatorServer
+from exporter.simulator.api import USAGE_PATH, USERS_PATH, ApiFailure, error_response
 
 FAULTS_PATH = "/-/faults"
 # Faults answered with the API's documented error instead of data: status and error type.

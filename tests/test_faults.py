@@ -25,7 +25,8 @@ from exporter import simulator
 from exporter.client import MAX_EMPTY_PAGES, AdminClient
 from exporter.collector import Settings
 from exporter.poller import Poller
-from exporter.simulator import USERS_PATH, SimulatedOrganization, serve
+from exporter.simulator import SimulatedOrganization, serve
+from exporter.simulator.api import USERS_PATH
 from exporter.store import Store
 from exposition import samples, series, value
 from faults import (

@@ -21,17 +21,11 @@ import requests
 from conftest import FIXTURES, TEST_KEY
 from exporter.client import AdminClient
 from exporter.parse import parse_usage_record
-from exporter.simulator import (
-    MODEL_PRICES,
-    ROLES,
-    AdminApi,
-    SimulatedOrganization,
-    SpendSpike,
-    error_response,
-    estimated_cost_cents,
-    main,
-    serve,
-)
+from exporter.simulator import AdminApi, SimulatedOrganization, SpendSpike, serve
+from exporter.simulator.api import error_response
+from exporter.simulator.cli import main
+from exporter.simulator.members import ROLES
+from exporter.simulator.usage import MODEL_PRICES, estimated_cost_cents
 from procs import Proc, free_port
 
 NOW = datetime(2026, 11, 18, 14, 30, tzinfo=UTC)  # a Wednesday afternoon
