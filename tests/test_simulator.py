@@ -875,7 +875,7 @@ def test_command_line_serves_the_organization_behind_the_key_file(tmp_path):
     [
         (["--listen", "nowhere"], "--listen must be host:port"),
         (["--listen", "127.0.0.1:99999"], "--listen must be host:port"),
-        (["--api-key-file", "/nonexistent/key"], "cannot read the API key file"),
+        (["--api-key-file", "/nonexistent/key"], "cannot read --api-key-file"),
         (["--members", "-3"], "cannot be negative"),
     ],
 )

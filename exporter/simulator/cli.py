@@ -6,9 +6,9 @@ import argparse
 import signal
 import sys
 import threading
-from pathlib import Path
 
 from ..clock import frozen, utc_now
+from ..config import ConfigError, read_secret_file
 from .organization import SimulatedOrganization
 from .server import SimulatorServer, serve
 
@@ -26,7 +26,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=50, help="number of members")
     parser.add_argument("--api-keys", type=int, default=None, help="API-key actors (default N/12)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulated organization")
-    parser.add_argument("--api-key-file", type=Path, help="require x-api-key equal to this file")
+    parser.add_argument("--api-key-file", help="require x-api-key equal to this file")
     parser.add_argument("--frozen", action="store_true", help="freeze the clock at start-up")
     return parser.parse_args(argv)
 
@@ -38,21 +38,18 @@ def _listen_address(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _read_key(path: Path | None) -> str | None:
+def _api_key(path: str | None) -> str | None:
     if path is None:
         return None
     try:
-        key = path.read_text().strip()
-    except OSError as exc:
-        raise UsageError(f"cannot read the API key file {path}: {exc.strerror}") from None
-    if not key:
-        raise UsageError(f"the API key file {path} is empty")
-    return key
+        return read_secret_file(path, "--api-key-file")
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _start(args: argparse.Namespace) -> SimulatorServer:
     host, port = _listen_address(args.listen)
-    api_key = _read_key(args.api_key_file)
+    api_key = _api_key(args.api_key_file)
     clock = frozen(utc_now()) if args.frozen else None
     try:
         org = SimulatedOrganization(args.seed, args.members, args.api_keys, clock)
