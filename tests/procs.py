@@ -115,10 +115,12 @@ def start_prometheus(
     blocks: Path | None = None,
     storage: Path | None = None,
     ready_timeout: float = READY_TIMEOUT,
+    agent: bool = False,
 ) -> Proc:
     """Start Prometheus with `config` (a prometheus.yml as a dict) and the given rule files,
     on a copy of the TSDB `blocks` folder (a backfill's output) when given, or on the TSDB folder
-    `storage` itself."""
+    `storage` itself. With `agent`, in agent mode: it scrapes and remote-writes, with a write-ahead
+    log in place of the TSDB, and evaluates no rules and answers no queries."""
     folder = tmp_path / f"prometheus-{free_port()}"
     folder.mkdir()
     data = storage or folder / "data"
@@ -130,10 +132,12 @@ def start_prometheus(
     config_path = folder / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config))
     port = free_port()
+    storage_flag = "--storage.agent.path" if agent else "--storage.tsdb.path"
     cmd = [
         "prometheus",
+        *(("--enable-feature=agent",) if agent else ()),
         f"--config.file={config_path}",
-        f"--storage.tsdb.path={data}",
+        f"{storage_flag}={data}",
         f"--web.listen-address=127.0.0.1:{port}",
         "--web.enable-lifecycle",
         "--log.level=warn",

@@ -101,20 +101,24 @@ def exporter(org, backfilled, tmp_path_factory):
         yield proc
 
 
-@pytest.fixture(scope="module")
-def prometheus(exporter, backfilled, tmp_path_factory):
-    _, blocks, _ = backfilled
-    target = exporter.url.removeprefix("http://")
-    config = {
+def scrape_config(exporter) -> dict:
+    """A prometheus.yml that scrapes the exporter with the labels the backfill gives its blocks."""
+    return {
         "global": {"scrape_interval": f"{SCRAPE_S}s", "evaluation_interval": f"{SCRAPE_S}s"},
         "scrape_configs": [
             {
                 "job_name": "claude-code-analytics",
-                "static_configs": [{"targets": [target]}],
+                "static_configs": [{"targets": [exporter.url.removeprefix("http://")]}],
                 "relabel_configs": [{"target_label": "instance", "replacement": INSTANCE}],
             }
         ],
     }
+
+
+@pytest.fixture(scope="module")
+def prometheus(exporter, backfilled, tmp_path_factory):
+    _, blocks, _ = backfilled
+    config = scrape_config(exporter)
     folder = tmp_path_factory.mktemp("prometheus")
     rules = (RULES_DIR / "rules.yaml",)
     with start_prometheus(folder, config, rules, blocks=blocks, extra_args=RETENTION) as proc:
