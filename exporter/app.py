@@ -25,7 +25,10 @@ import bcrypt
 from flask import Flask, Response, request
 
 from . import __version__
+from .collector import EOF_LINE
+from .exposition import Exposition
 from .poller import Poller
+from .runtime import RuntimeMetrics
 from .webconfig import RateLimit, WebConfig
 
 REALM = "claude-code-analytics-exporter"
@@ -36,6 +39,12 @@ VERIFY_SLOTS = 2
 REMEMBERED = 4096
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+DEFAULT_TELEMETRY_PATH = "/metrics"
+# `?target=process` on the telemetry path: the process's own series alone, which the targets of
+# several organizations leave out (exporter/runtime.py).
+PROCESS_TARGET = "process"
+OPENMETRICS_END = Exposition.small(EOF_LINE)
 # What /-/ready answers, and the landing page says, for each state of the poller's `ready`.
 READINESS = {True: "Ready", False: "Loading history from the Admin API"}
 SOURCES = {
@@ -60,7 +69,7 @@ scrape path and served from a cache; the API itself is about an hour behind.</p>
 {organizations}
 </table>
 <ul>
-<li><a href="-/healthy">/-/healthy</a>: 200 while the process runs</li>
+{process}<li><a href="-/healthy">/-/healthy</a>: 200 while the process runs</li>
 <li><a href="-/ready">/-/ready</a>: 200 once every organization's store holds the first history
 load</li>
 </ul>
@@ -79,13 +88,20 @@ ROW = (
 
 
 def create_app(
-    pollers: Poller | Sequence[Poller], web: WebConfig | None = None, *, demo: bool = False
+    pollers: Poller | Sequence[Poller],
+    web: WebConfig | None = None,
+    *,
+    demo: bool = False,
+    telemetry_path: str = DEFAULT_TELEMETRY_PATH,
 ) -> Flask:
-    """The app over one poller per organization. With one, `/metrics` serves it; with several, a
-    scrape names the organization (`/metrics?organization=NAME`), each a target of its own.
-    `demo`: the pollers read the built-in simulated organizations, which the page says."""
+    """The app over one poller per organization. With one, the telemetry path (`/metrics`) serves
+    it and the process's own series; with several, a scrape names the organization
+    (`/metrics?organization=NAME`), each a target of its own, and the process's own series are a
+    target of their own (`/metrics?target=process`). `demo`: the pollers read the built-in
+    simulated organizations, which the page says."""
     pollers = [pollers] if isinstance(pollers, Poller) else list(pollers)
     by_name = {poller.name: poller for poller in pollers}
+    runtime = RuntimeMetrics()
     app = Flask("exporter")
     guard = Guard(web) if web and (web.basic_auth_users or web.bearer_token) else None
     bucket = TokenBucket(web.rate_limit) if web and web.rate_limit else None
@@ -104,7 +120,7 @@ def create_app(
 
     @app.get("/")
     def landing() -> Response:
-        facts = Status.of(pollers, demo)
+        facts = Status.of(pollers, demo, telemetry_path)
         wanted = request.accept_mimetypes.best_match(["text/html", "application/json"])
         if wanted == "application/json":
             response = Response(facts.as_json(), mimetype="application/json")
@@ -113,7 +129,7 @@ def create_app(
         response.headers["Vary"] = "Accept"
         return response
 
-    @app.get("/metrics")
+    @app.get(telemetry_path)
     def metrics() -> Response:
         if guard is not None:
             try:
@@ -132,11 +148,15 @@ def create_app(
                     mimetype="text/plain",
                     headers={"WWW-Authenticate": f'Basic realm="{REALM}"'},
                 )
+        openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
+        if request.args.get("target") == PROCESS_TARGET:
+            return _exposition(runtime.part({}, openmetrics), openmetrics)
         wanted = request.args.get("organization")
         if wanted is None and len(pollers) > 1:
             return _plain(
                 "This exporter reads several organizations, each a scrape target of its own: "
-                f"scrape /metrics?organization=NAME for each of {_names(by_name)}.\n",
+                f"scrape {telemetry_path}?organization=NAME for each of {_names(by_name)}, and "
+                f"{telemetry_path}?target={PROCESS_TARGET} for the process's own series.\n",
                 400,
             )
         poller = pollers[0] if wanted is None else by_name.get(wanted)
@@ -146,19 +166,14 @@ def create_app(
                 f"the names are {_names(by_name)}.\n",
                 404,
             )
-        exposition = poller.exposition  # one read: a poll may swap in a new one meanwhile
-        if "gzip" in request.headers.get("Accept-Encoding", "").lower():
-            response = Response(exposition.gzipped, content_type=CONTENT_TYPE)
-            response.headers["Content-Encoding"] = "gzip"
-        else:
-            # Decompressed as it is sent: the text is 30 times the gzip (exporter/exposition.py).
-            response = Response(
-                exposition.plain_pieces(),
-                content_type=CONTENT_TYPE,
-                headers={"Content-Length": str(exposition.length)},
-            )
-        response.headers["Vary"] = "Accept-Encoding"
-        return response
+        # One read: a poll may swap in a new one meanwhile.
+        exposition = poller.openmetrics if openmetrics else poller.exposition
+        if len(pollers) == 1:  # the process's own series go with its only organization
+            labels = exposition.labels or poller.labels
+            exposition = exposition.then(runtime.part(labels, openmetrics))
+        elif openmetrics:
+            exposition = exposition.then(OPENMETRICS_END)
+        return _exposition(exposition, openmetrics)
 
     @app.get("/-/healthy")
     def healthy() -> Response:
@@ -172,6 +187,54 @@ def create_app(
         )
 
     return app
+
+
+def wants_openmetrics(accept: str) -> bool:
+    """Whether an Accept header prefers OpenMetrics 1.x to the text format, by its q-values, as
+    client_golang's negotiation reads them. Prometheus sends
+    `application/openmetrics-text;version=1.0.0,...,text/plain;version=0.0.4;q=0.5,*/*;q=0.1`;
+    a header that accepts neither gets the text format."""
+    best: tuple[float, bool] | None = None
+    for media_range in accept.split(","):
+        media, *params = (field.strip() for field in media_range.split(";"))
+        values = {k.strip().lower(): v.strip() for k, _, v in (p.partition("=") for p in params)}
+        try:
+            quality = float(values.get("q", "1"))
+        except ValueError:
+            continue
+        media = media.lower()
+        if media == "application/openmetrics-text":
+            version = values.get("version", "1.0.0")
+            if version.split(".")[0] != "1":
+                continue
+            offered = True
+        elif media in ("text/plain", "text/*", "*/*"):
+            offered = False
+        else:
+            continue
+        if quality > 0 and (best is None or quality > best[0]):
+            best = (quality, offered)
+    return best is not None and best[1]
+
+
+def _exposition(exposition: Exposition, openmetrics: bool) -> Response:
+    """The answer of a scrape: gzipped when asked, else decompressed as it is sent (the text is
+    30 times the gzip, exporter/exposition.py); each gzip member sent as it is, never joined."""
+    content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE
+    if "gzip" in request.headers.get("Accept-Encoding", "").lower():
+        response = Response(
+            exposition.gzipped_pieces(),
+            content_type=content_type,
+            headers={"Content-Length": str(exposition.gzipped_length), "Content-Encoding": "gzip"},
+        )
+    else:
+        response = Response(
+            exposition.plain_pieces(),
+            content_type=content_type,
+            headers={"Content-Length": str(exposition.length)},
+        )
+    response.headers["Vary"] = "Accept, Accept-Encoding"
+    return response
 
 
 def _names(by_name: dict[str, Poller]) -> str:
@@ -195,13 +258,15 @@ class OrganizationStatus:
     ready: bool
 
     @classmethod
-    def of(cls, poller: Poller, alone: bool) -> OrganizationStatus:
+    def of(cls, poller: Poller, alone: bool, telemetry_path: str) -> OrganizationStatus:
         last_success = poller.stats.last_success
         return cls(
             name=poller.name,
             organization_id=poller.organization_id,
             organization_name=poller.organization_name,
-            metrics_path="/metrics" if alone else f"/metrics?organization={poller.name}",
+            metrics_path=telemetry_path
+            if alone
+            else f"{telemetry_path}?organization={poller.name}",
             last_success=None if last_success is None else _iso(last_success),
             last_success_age_seconds=(
                 None if last_success is None else int(poller.clock().timestamp() - last_success)
@@ -234,14 +299,19 @@ class Status:
     ready: bool  # what /-/ready answers
     version: str
     organizations: list[OrganizationStatus]
+    # The target of the process's own series, with several organizations; None with one, whose
+    # target has them.
+    process_metrics_path: str | None
 
     @classmethod
-    def of(cls, pollers: Sequence[Poller], demo: bool) -> Status:
+    def of(cls, pollers: Sequence[Poller], demo: bool, telemetry_path: str) -> Status:
+        alone = len(pollers) == 1
         return cls(
             source="demo" if demo else "admin_api",
             ready=all(poller.ready.is_set() for poller in pollers),
             version=__version__,
-            organizations=[OrganizationStatus.of(p, len(pollers) == 1) for p in pollers],
+            organizations=[OrganizationStatus.of(p, alone, telemetry_path) for p in pollers],
+            process_metrics_path=None if alone else f"{telemetry_path}?target={PROCESS_TARGET}",
         )
 
     def as_json(self) -> str:
@@ -254,7 +324,14 @@ class Status:
             "readiness": escape(READINESS[self.ready]),
             "version": escape(self.version),
             "organizations": "\n".join(org.as_html() for org in self.organizations),
+            "process": "",
         }
+        if self.process_metrics_path is not None:
+            path = escape(self.process_metrics_path)
+            values["process"] = (
+                f'<li><a href="{path.lstrip("/")}">{path}</a>: the exporter process\'s own'
+                " series (process_*, python_*), served apart from every organization's</li>\n"
+            )
         return LANDING.format(**values)
 
 

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
@@ -244,6 +245,11 @@ class DataGauge(GaugeMetricFamily):
     `samples` builds them when read, for the readers of Metric (the backfill)."""
 
     def __init__(self, name: str, documentation: str, labels: Sequence[str], series: Series):
+        if '"' in documentation:
+            # The data's text is served as OpenMetrics too (exporter/exposition.py): a gauge's
+            # lines are the same in both formats but for a quote in HELP, which only OpenMetrics
+            # escapes.
+            raise ValueError(f"the help of {name} has a double quote: {documentation!r}")
         super().__init__(name, documentation, labels=labels)
         self.label_names = tuple(labels)
         self.series = series
@@ -489,35 +495,50 @@ def organization_labels(organization_id: str | None, name: str) -> dict[str, str
 
 # Lines of a family encoded at once by render_chunks(): about 100 kB of text.
 CHUNK_LINES = 1000
+EOF_LINE = b"# EOF\n"  # ends an OpenMetrics exposition
 
 
-def render(families: Iterable[Metric], labels: Mapping[str, str] | None = None) -> bytes:
+def render(
+    families: Iterable[Metric],
+    labels: Mapping[str, str] | None = None,
+    openmetrics: bool = False,
+) -> bytes:
     """The text exposition of `families`, the bytes `generate_latest` gives for all of them, with
-    `labels` added to every sample."""
-    return b"".join(render_chunks(families, labels))
+    `labels` added to every sample; with `openmetrics`, their OpenMetrics text without the final
+    `# EOF`, which goes once after every part of an exposition."""
+    return b"".join(render_chunks(families, labels, openmetrics))
 
 
 def render_chunks(
-    families: Iterable[Metric], labels: Mapping[str, str] | None = None
+    families: Iterable[Metric],
+    labels: Mapping[str, str] | None = None,
+    openmetrics: bool = False,
 ) -> Iterator[bytes]:
     """render() in pieces of at most CHUNK_LINES lines.
 
     A generator of families is consumed as it goes, and a DataGauge is written from its sums, so
     what is held at once is one family's sums and one piece of text, not the exposition (at
-    50,000 members up to 370 MB of text, 1.7 million series; docs/performance.md)."""
+    50,000 members up to 370 MB of text, 1.7 million series; docs/performance.md). A DataGauge's
+    text is the same in both formats (its help has no double quote)."""
     for family in families:
         if isinstance(family, DataGauge):
             yield from _gauge_chunks(family, labels or {})
         else:
-            yield _render_family(family, labels)
+            yield _render_family(family, labels, openmetrics)
         del family  # not held while the next family is computed
 
 
-def _render_family(family: Metric, labels: Mapping[str, str] | None = None) -> bytes:
+def _render_family(
+    family: Metric, labels: Mapping[str, str] | None = None, openmetrics: bool = False
+) -> bytes:
     if labels:
-        family.samples = [s._replace(labels={**labels, **s.labels}) for s in family.samples]
+        labelled = Metric(family.name, family.documentation, family.type, family.unit)
+        labelled.samples = [s._replace(labels={**labels, **s.labels}) for s in family.samples]
+        family = labelled
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot([family]))  # type: ignore[arg-type]
+    if openmetrics:
+        return generate_openmetrics(registry).removesuffix(EOF_LINE)
     return generate_latest(registry)
 
 

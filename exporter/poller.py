@@ -89,6 +89,7 @@ class Poller:
         self.organization_name = store.meta(ORGANIZATION_NAME_KEY)
         self.ready = threading.Event()
         self.exposition = Exposition(b"", b"")
+        self.openmetrics = Exposition(b"", b"")
         self._data = Exposition(b"", b"")
         self._data_labels: dict[str, str] | None = None
         self._published = 0.0
@@ -308,10 +309,15 @@ class Poller:
 
         The gzipped exposition is two gzip members, the data's compressed once per poll and the
         exporter's; a gzip reader reads concatenated members as one stream (RFC 1952). The plain
-        text is made from it if a client asks (exporter/exposition.py)."""
-        own = render(exporter_families(self.stats), self._data_labels or self.labels)
+        text is made from it if a client asks (exporter/exposition.py). `openmetrics` shares the
+        data's member and has the exporter's series in OpenMetrics, without the `# EOF` that the
+        scrape adds after what it appends."""
+        labels = self._data_labels or self.labels
+        families = list(exporter_families(self.stats))
+        own, own_openmetrics = (render(families, labels, om) for om in (False, True))
         self._published = time.monotonic()
-        self.exposition = self._data.followed_by(own)
+        self.exposition = self._data.followed_by(own, labels)
+        self.openmetrics = self._data.followed_by(own_openmetrics, labels)
 
     def run(self, stop: threading.Event, interval: float) -> None:
         """Poll until `stop` is set; also wake at UTC midnight so `today` turns over on time."""

@@ -32,19 +32,19 @@ def http(poller):
 def test_metrics_serve_the_cached_exposition_without_touching_the_api(http):
     response = http.get("/metrics")
     assert response.status_code == 200
-    assert response.data == b"cached 1\n"
+    assert response.data.startswith(b"cached 1\n")
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
 
 
 def test_metrics_are_gzipped_when_asked(http):
     response = http.get("/metrics", headers={"Accept-Encoding": "gzip, deflate"})
     assert response.headers["Content-Encoding"] == "gzip"
-    assert gzip.decompress(response.data) == b"cached 1\n"
+    assert gzip.decompress(response.data).startswith(b"cached 1\n")
 
 
 def test_a_new_poll_swaps_in_a_new_exposition(http, poller):
     poller.exposition = Exposition(b"cached 2\n", gzip.compress(b"cached 2\n"))
-    assert http.get("/metrics").data == b"cached 2\n"
+    assert http.get("/metrics").data.startswith(b"cached 2\n")
 
 
 def test_ready_only_after_the_first_history_load(http, poller):

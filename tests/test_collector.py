@@ -140,7 +140,7 @@ def test_a_data_gauge_renders_the_bytes_generate_latest_renders():
         ("-inf", "user", "edit"): float("-inf"),
     }
     values.update({(f"m{n}@example.com", "user", "edit"): n for n in range(2 * CHUNK_LINES)})
-    documentation = 'Help with a \\ backslash, a\nnewline and "quotes".'
+    documentation = "Help with a \\ backslash and a\nnewline."
     expected = GaugeMetricFamily("x_things", documentation, labels=labels)
     for key, value in values.items():
         expected.add_metric(key, value)
@@ -157,6 +157,12 @@ def test_a_data_gauge_renders_the_bytes_generate_latest_renders():
     assert render(gauges()) == generated([expected, unlabelled, empty])
     organization = {"organization_name": 'Org "100%" \\ ünï\n', "actor_type": "added"}
     assert render(gauges(), organization) == render([expected, unlabelled, empty], organization)
+
+
+def test_a_data_gauge_refuses_a_help_that_openmetrics_would_write_otherwise():
+    """The data's text is served as OpenMetrics too; only OpenMetrics escapes a quote in HELP."""
+    with pytest.raises(ValueError, match="double quote"):
+        DataGauge("x", 'A "quoted" help.', [], {(): 1}.items())
 
 
 def test_a_data_gauge_has_the_samples_add_metric_makes():

@@ -114,6 +114,7 @@ def test_the_same_facts_come_as_json_when_asked(poller):
                 "ready": True,
             }
         ],
+        "process_metrics_path": None,
     }
 
 
