@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import platform
 import signal
 import sys
 import threading
@@ -13,6 +14,7 @@ from contextlib import ExitStack
 from . import __version__
 from .collector import Settings
 from .config import Config, ConfigError, add_arguments, load, parse_duration
+from .logformat import formatter
 from .poller import Poller
 from .sources import open_sources
 from .store import Store, StoreError
@@ -30,6 +32,24 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message} (see --help)")
+
+
+def version_text() -> str:
+    """What --version prints, in node_exporter's layout: the version first, then the build."""
+    return (
+        f"{PROG}, version {__version__}\n"
+        f"  python version:   {platform.python_implementation()} {platform.python_version()}\n"
+        f"  platform:         {platform.system().lower()}/{platform.machine()}\n"
+    )
+
+
+class VersionAction(argparse.Action):
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        sys.stdout.write(version_text())
+        parser.exit()
 
 
 def sentence(prog: str, problem: object) -> str:
@@ -52,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_arguments(parser)
     _add_access_timer_arguments(parser)
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(
+        "--version", action=VersionAction, help="show the version and the platform, and exit"
+    )
     try:
         args = parser.parse_args(argv)
         config = load(args)
@@ -64,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError) as exc:
         report(PROG, exc)
         return 2
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     return serve(config, args if access_interval else None, access_interval or 0.0)
 
 
@@ -83,10 +105,11 @@ def _add_access_timer_arguments(parser: argparse.ArgumentParser) -> None:
     access.add_config_arguments(group)  # type: ignore[arg-type]
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+def setup_logging(level: str, log_format: str = "logfmt") -> None:
+    """Every record on stderr, one line each, in `--log.format` (exporter/logformat.py)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(log_format))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def serve(
@@ -149,7 +172,7 @@ def _run_server(
     web = config.web
     try:
         server = Server(
-            create_app(pollers, web, demo=config.demo),
+            create_app(pollers, web, demo=config.demo, telemetry_path=config.telemetry_path),
             config.listen_host,
             config.listen_port,
             config.limits,

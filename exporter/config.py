@@ -117,6 +117,8 @@ class Config:
     web: WebConfig | None = None
     limits: ServerLimits = field(default_factory=ServerLimits)
     finance: Finance | None = None
+    telemetry_path: str = "/metrics"
+    log_format: str = "logfmt"
 
     def __repr__(self) -> str:  # never show the keys
         names = [org.name for org in self.organizations]
@@ -144,6 +146,16 @@ def parse_listen_address(text: object, setting: str) -> tuple[str, int]:
             f"{setting} must be host:port (for example :{DEFAULT_PORT}), not {text!r}"
         )
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def telemetry_path(text: object, setting: str) -> str:
+    """A path for the metrics: absolute, and none of the landing page's or the probes'."""
+    path = str(text)
+    if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", path) or path.startswith("/-/"):
+        raise ConfigError(
+            f"{setting} must be a path like /metrics, other than / and /-/..., not {text!r}"
+        )
+    return path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -228,6 +240,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--demo.seed", dest="demo.seed", metavar="N", help="seed of the simulated organization")
     add("--log.level", dest="log.level", metavar="LEVEL", help="debug, info, warning or error")
     add(
+        "--log.format",
+        dest="log.format",
+        metavar="FORMAT",
+        help="logfmt or json, one line per record on stderr (default logfmt)",
+    )
+    add(
+        "--web.telemetry-path",
+        dest="web.telemetry-path",
+        metavar="PATH",
+        help="path under which to expose the metrics (default /metrics)",
+    )
+    add(
         "--web.config.file",
         dest="web.config.file",
         metavar="PATH",
@@ -278,6 +302,8 @@ FILE_KEYS = {
     "demo.members",
     "demo.seed",
     "log.level",
+    "log.format",
+    "web.telemetry-path",
     "web.config.file",
     "web.max-connections",
     "web.read-timeout",
@@ -313,6 +339,10 @@ def load(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Con
         demo_members=s.integer("demo.members", 50, 1, 100_000),
         demo_seed=s.integer("demo.seed", 1, 0, 2**31),
         log_level=s.choice("log.level", "info", ("debug", "info", "warning", "error")).upper(),
+        log_format=s.choice("log.format", "logfmt", ("logfmt", "json")),
+        telemetry_path=telemetry_path(
+            s.get("web.telemetry-path", "/metrics"), s.name("web.telemetry-path")
+        ),
         web=_web_config(s.get("web.config.file", None)),
         limits=ServerLimits(
             max_connections=s.integer("web.max-connections", 512, 1, 65536),

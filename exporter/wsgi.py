@@ -39,7 +39,7 @@ def create(args: str | None = None) -> Flask:
                 " a WSGI server, give the certificate to that server instead",
             )
         )
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     pollers, close = build_pollers(config)
     stop = threading.Event()
     threads = [
@@ -61,4 +61,4 @@ def create(args: str | None = None) -> Flask:
         close()
 
     atexit.register(shutdown)
-    return create_app(pollers, config.web, demo=config.demo)
+    return create_app(pollers, config.web, demo=config.demo, telemetry_path=config.telemetry_path)

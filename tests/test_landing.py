@@ -90,7 +90,7 @@ def test_the_page_says_whether_the_data_is_simulated(poller):
 def test_the_page_gives_the_version_that_version_prints(poller, capsys):
     with pytest.raises(SystemExit):
         cli.main(["--version"])
-    version = capsys.readouterr().out.split()[-1]
+    version = capsys.readouterr().out.split(", version ")[1].split()[0]
     assert f"<td>{version}</td>" in page(poller)
 
 
