@@ -4,6 +4,17 @@ FROM prom/prometheus:v2.55.1 AS prometheus
 
 FROM python:3.11.11-slim-bookworm
 
+# What registries and scanners read about the image. VERSION is pyproject.toml's version
+# (tests/test_housekeeping.py checks that they agree); SOURCE_URL is where your build's code lives:
+# docker build --build-arg SOURCE_URL=https://git.example.com/claude-code-analytics .
+ARG VERSION=0.1.0
+ARG SOURCE_URL=""
+LABEL org.opencontainers.image.title="claude-code-analytics-exporter" \
+      org.opencontainers.image.description="Prometheus exporter, Grafana dashboards and alerts for the Claude Code Analytics Admin API" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="${SOURCE_URL}"
+
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
