@@ -120,6 +120,7 @@ def test_gzipped_openmetrics_is_the_same_answer(exporter):
 def test_the_format_follows_the_accept_headers_preference(exporter, accept, content_type):
     headers, body = scrape(exporter.url, accept)
     assert headers["Content-Type"] == content_type
+    assert headers["Vary"] == "Accept, Accept-Encoding"  # for caches: the answer depends on it
     assert body.endswith(b"# EOF\n") == (content_type == OPENMETRICS)
 
 
