@@ -83,7 +83,9 @@ local promql = import '../lib/promql.libsonnet';
 
   local spend = [
     alert(
-      'MonthToDateSpendHigh', 'spend', tier.severity,
+      'MonthToDateSpendHigh',
+      'spend',
+      tier.severity,
       |||
         (
           %(mtd)s
@@ -104,7 +106,9 @@ local promql = import '../lib/promql.libsonnet';
     ]
   ] + [
     alert(
-      'MonthEndForecastOverBudget', 'spend', 'warning',
+      'MonthEndForecastOverBudget',
+      'spend',
+      'warning',
       |||
         (
           %(forecast)s
@@ -122,7 +126,9 @@ local promql = import '../lib/promql.libsonnet';
       % ofOrganization + ' of the month, over its monthly budget of $%s.' % budgetText,
     ),
     alert(
-      'DailySpendSpike', 'spend', 'warning',
+      'DailySpendSpike',
+      'spend',
+      'warning',
       |||
         %(yesterday)s > %(minUSD)g
         and %(yesterday)s > %(factor)g * avg_over_time(%(norm)s)
@@ -142,7 +148,9 @@ local promql = import '../lib/promql.libsonnet';
       % [ofOrganization, c.spendSpikeFactor] + ' of the %d days before it.' % c.normDays,
     ),
     alert(
-      'MemberDailySpendHigh', 'spend', 'warning',
+      'MemberDailySpendHigh',
+      'spend',
+      'warning',
       'sum by (%s, member, actor_type) (%s) > %g'
       % [org, promql.once('%s{%s}' % [m('today_cost_usd'), sel()]), c.memberDailySpendCapUSD],
       'A member has spent more on Claude Code today than the daily cap.',
@@ -159,7 +167,9 @@ local promql = import '../lib/promql.libsonnet';
 
   local adoption = [
     alert(
-      'ActiveMembersFalling', 'adoption', 'warning',
+      'ActiveMembersFalling',
+      'adoption',
+      'warning',
       |||
         avg_over_time(%(thisWeek)s) / avg_over_time(%(weekBefore)s) < %(keep)g
         and %(onOrg)s avg_over_time(%(weekBefore)s) >= %(minAverage)g
@@ -176,10 +186,12 @@ local promql = import '../lib/promql.libsonnet';
       'Fewer members use Claude Code each day than the week before.',
       'Daily active Claude Code members%s over the 7 complete days before yesterday averaged'
       % ofOrganization + ' {{ $value | humanizePercentage }} of the week before (alert below %g%%).'
-      % ((1 - c.activeMembersDropRatio) * 100),
+                         % ((1 - c.activeMembersDropRatio) * 100),
     ),
     alert(
-      'AcceptRateLow', 'adoption', 'warning',
+      'AcceptRateLow',
+      'adoption',
+      'warning',
       |||
         %(accepted)s / %(decided)s < %(floor)g
         and %(onOrg)s %(decided)s >= %(minDecisions)d
@@ -195,10 +207,12 @@ local promql = import '../lib/promql.libsonnet';
       'The suggestion accept rate of Claude Code was low yesterday.',
       'Members%s accepted {{ $value | humanizePercentage }} of the Edit, Write and NotebookEdit'
       % ofOrganization + ' suggestions of Claude Code yesterday (UTC), below the floor of %g%%.'
-      % (c.acceptRateFloor * 100),
+                         % (c.acceptRateFloor * 100),
     ),
     alert(
-      'AcceptRateFalling', 'adoption', 'warning',
+      'AcceptRateFalling',
+      'adoption',
+      'warning',
       |||
         %(accepted)s / %(decided)s
           < sum_over_time(%(acceptedNorm)s) / sum_over_time(%(decidedNorm)s) - %(drop)g
@@ -219,10 +233,12 @@ local promql = import '../lib/promql.libsonnet';
       'The suggestion accept rate of Claude Code fell sharply yesterday.',
       'Members%s accepted {{ $value | humanizePercentage }} of the Edit, Write and NotebookEdit'
       % ofOrganization + ' suggestions of Claude Code yesterday (UTC), more than %g points below the'
-      % (c.acceptRateDrop * 100) + ' rate of the %d days before.' % c.normDays,
+                         % (c.acceptRateDrop * 100) + ' rate of the %d days before.' % c.normDays,
     ),
     alert(
-      'MemberInactive', 'adoption', 'info',
+      'MemberInactive',
+      'adoption',
+      'info',
       |||
         (
           %(info)s
@@ -266,7 +282,9 @@ local promql = import '../lib/promql.libsonnet';
     alert(
       // One alert per organization the target served, so that each organization's receiver hears
       // that its data stopped; a target never seen, or without organizations, alerts once.
-      'ExporterDown', 'exporter', 'warning',
+      'ExporterDown',
+      'exporter',
+      'warning',
       |||
         %(served)s * on (job, instance) group_left () (up{%(sel)s} == 0)
         or
@@ -277,10 +295,12 @@ local promql = import '../lib/promql.libsonnet';
       'Prometheus cannot scrape the Claude Code analytics exporter.',
       'Prometheus cannot scrape the Claude Code analytics exporter (job {{ $labels.job }}'
       + ' {{ $labels.instance }})%s, or it is missing from the targets.'
-      % ('{{ with $labels.%s }} serving {{ . }}{{ end }}' % c.organizationNameLabel),
+        % ('{{ with $labels.%s }} serving {{ . }}{{ end }}' % c.organizationNameLabel),
     ),
     alert(
-      'AdminAPIFailing', 'exporter', 'warning',
+      'AdminAPIFailing',
+      'exporter',
+      'warning',
       |||
         (
           sum by (job, instance, %(org)s) (increase(%(errors)s{%(sel)s}[1h]))
@@ -294,16 +314,20 @@ local promql = import '../lib/promql.libsonnet';
       % forOrganization + ' failed in the last hour. It keeps serving its last good data.',
     ),
     alert(
-      'AdminAPIAuthFailing', 'exporter', 'critical',
+      'AdminAPIAuthFailing',
+      'exporter',
+      'critical',
       'sum by (job, instance, %s, endpoint, code) (increase(%s{%s}[%s])) > 0'
       % [org, x('api_requests_total'), sel('code=~"401|403"'), c.apiAuthFailureWindow],
       "The Anthropic Admin API rejects the exporter's admin key.",
       'The Admin API answered {{ $value | humanize }} requests of {{ $labels.instance }} to'
       + ' {{ $labels.endpoint }}%s with HTTP {{ $labels.code }} in the last %s; retrying will not help.'
-      % [forOrganization, c.apiAuthFailureWindow],
+        % [forOrganization, c.apiAuthFailureWindow],
     ),
     alert(
-      'DataStale', 'exporter', 'warning',
+      'DataStale',
+      'exporter',
+      'warning',
       'time() - max_over_time(%s{%s}[1d]) > %d'
       % [x('last_success_timestamp_seconds'), sel(), c.exporterStaleSeconds],
       'The Claude Code analytics data is stale.',
@@ -311,7 +335,9 @@ local promql = import '../lib/promql.libsonnet';
       + " {{ $value | humanizeDuration }} ago; its data is older than the API's usual hour of delay.",
     ),
     alert(
-      'RecordsRejected', 'exporter', 'warning',
+      'RecordsRejected',
+      'exporter',
+      'warning',
       // A duplicate record is dropped, not lost: the figures are right, so it is no alert.
       'sum by (job, instance, %s, reason) (increase(%s{%s, reason!="duplicate"}[%s])) > 0'
       % [org, x('records_rejected_total'), sel(), c.recordsRejectedWindow],

@@ -27,21 +27,21 @@ local g = import 'lib/g.libsonnet';
       },
 
     local activeMembers = d.timeSeries(
-      'Daily, weekly and monthly active members',
-      |||
-        Members with any Claude Code record: on each UTC day (daily), and on any of the 7 or 30 UTC days
-        ending that day (weekly, monthly; the exporter's `weekly_active_members` and `monthly_active_members` gauges as of the
-        end of the day).
-      |||,
-      'short',
-      [
-        d.target(q.daily(d.period('active_members'), sel), 'daily', 'A'),
-        d.target(q.endOfDay(d.metric('weekly_active_members'), sel, 'sum'), 'weekly', 'B'),
-        d.target(q.endOfDay(d.metric('monthly_active_members'), sel, 'sum'), 'monthly', 'C'),
-      ],
-      w=24,
-    ) + g.panel.timeSeries.queryOptions.withInterval('1d')
-    + g.panel.timeSeries.fieldConfig.defaults.custom.withShowPoints('always'),
+                            'Daily, weekly and monthly active members',
+                            |||
+                              Members with any Claude Code record: on each UTC day (daily), and on any of the 7 or 30 UTC days
+                              ending that day (weekly, monthly; the exporter's `weekly_active_members` and `monthly_active_members` gauges as of the
+                              end of the day).
+                            |||,
+                            'short',
+                            [
+                              d.target(q.daily(d.period('active_members'), sel), 'daily', 'A'),
+                              d.target(q.endOfDay(d.metric('weekly_active_members'), sel, 'sum'), 'weekly', 'B'),
+                              d.target(q.endOfDay(d.metric('monthly_active_members'), sel, 'sum'), 'monthly', 'C'),
+                            ],
+                            w=24,
+                          ) + g.panel.timeSeries.queryOptions.withInterval('1d')
+                          + g.panel.timeSeries.fieldConfig.defaults.custom.withShowPoints('always'),
 
     local newAndReturning = d.perDay(
       'New and returning members per day',

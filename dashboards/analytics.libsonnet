@@ -117,45 +117,45 @@ local g = import 'lib/g.libsonnet';
                        % d.uid('member'),
     local t = g.panel.table,
     local teamInsights = d.tablePanel(
-      'Team insights',
-      |||
-        Every member: users by email, API keys by name (all organization users and every actor seen,
-        from `member_info`). Spend this month and Lines this month are the member's estimated cost in USD
-        and accepted lines of code in the UTC month in which the time range ends, up to its end; for a
-        range that ends on a month's last minute (Previous month), the whole month, with the last hour
-        that the API delivers after midnight. Click a member to open their dashboard.
-      |||,
-      'short',
-      [d.table(monthToDate('cost_usd'), 'A'), d.table(monthToDate('lines_added'), 'B')],
-      h=14,
-    )
-    + t.queryOptions.withTransformations([
-      t.queryOptions.transformation.withId('merge'),
-      t.queryOptions.transformation.withId('organize')
-      + t.queryOptions.transformation.withOptions({
-        excludeByName: { Time: true, [c.organizationIdLabel]: true, [c.organizationNameLabel]: true },
-        indexByName: { member: 0, actor_type: 1, 'Value #A': 2, 'Value #B': 3 },
-        renameByName: {
-          member: 'Member',
-          actor_type: 'Actor type',
-          'Value #A': 'Spend this month',
-          'Value #B': 'Lines this month',
-        },
-      }),
-    ])
-    + t.options.withSortBy([{ displayName: 'Spend this month', desc: true }])
-    + t.options.footer.withShow(false)
-    + t.standardOptions.withOverrides([
-      t.standardOptions.override.byName.new('Spend this month')
-      + t.standardOptions.override.byName.withProperty('unit', 'currencyUSD')
-      + t.standardOptions.override.byName.withProperty('decimals', 2),
-      t.standardOptions.override.byName.new('Lines this month')
-      + t.standardOptions.override.byName.withProperty('decimals', 0),
-      t.standardOptions.override.byName.new('Member')
-      + t.standardOptions.override.byName.withProperty('links', [
-        { title: 'Open the member dashboard', url: memberLink },
-      ]),
-    ]),
+                           'Team insights',
+                           |||
+                             Every member: users by email, API keys by name (all organization users and every actor seen,
+                             from `member_info`). Spend this month and Lines this month are the member's estimated cost in USD
+                             and accepted lines of code in the UTC month in which the time range ends, up to its end; for a
+                             range that ends on a month's last minute (Previous month), the whole month, with the last hour
+                             that the API delivers after midnight. Click a member to open their dashboard.
+                           |||,
+                           'short',
+                           [d.table(monthToDate('cost_usd'), 'A'), d.table(monthToDate('lines_added'), 'B')],
+                           h=14,
+                         )
+                         + t.queryOptions.withTransformations([
+                           t.queryOptions.transformation.withId('merge'),
+                           t.queryOptions.transformation.withId('organize')
+                           + t.queryOptions.transformation.withOptions({
+                             excludeByName: { Time: true, [c.organizationIdLabel]: true, [c.organizationNameLabel]: true },
+                             indexByName: { member: 0, actor_type: 1, 'Value #A': 2, 'Value #B': 3 },
+                             renameByName: {
+                               member: 'Member',
+                               actor_type: 'Actor type',
+                               'Value #A': 'Spend this month',
+                               'Value #B': 'Lines this month',
+                             },
+                           }),
+                         ])
+                         + t.options.withSortBy([{ displayName: 'Spend this month', desc: true }])
+                         + t.options.footer.withShow(false)
+                         + t.standardOptions.withOverrides([
+                           t.standardOptions.override.byName.new('Spend this month')
+                           + t.standardOptions.override.byName.withProperty('unit', 'currencyUSD')
+                           + t.standardOptions.override.byName.withProperty('decimals', 2),
+                           t.standardOptions.override.byName.new('Lines this month')
+                           + t.standardOptions.override.byName.withProperty('decimals', 0),
+                           t.standardOptions.override.byName.new('Member')
+                           + t.standardOptions.override.byName.withProperty('links', [
+                             { title: 'Open the member dashboard', url: memberLink },
+                           ]),
+                         ]),
 
     'analytics.json': d.dashboard(
       'analytics',

@@ -67,50 +67,50 @@ local g = import 'lib/g.libsonnet';
 
     local t = g.panel.table,
     local byOrganization = d.tablePanel(
-      'Organizations this month',
-      |||
-        Each organization in the month in which the time range ends, up to its end: its spend, its monthly
-        budget (recording rule `%s:monthly_budget_usd`), the share of the budget spent, and its members
-        with any Claude Code record (a person active in two organizations counts in each).
-      ||| % c.metricPrefix,
-      'short',
-      [
-        d.table(monthSpendBy(org), 'A'),
-        d.table(rule('monthly_budget_usd'), 'B'),
-        d.table(q.ratio(monthSpendBy(org), rule('monthly_budget_usd')), 'C'),
-        d.table('count by (%s) (%s)' % [org, monthAt('sessions')], 'D'),
-      ],
-      h=8,
-    )
-    + t.queryOptions.withTransformations([
-      t.queryOptions.transformation.withId('merge'),
-      t.queryOptions.transformation.withId('organize')
-      + t.queryOptions.transformation.withOptions({
-        excludeByName: { Time: true, [c.organizationIdLabel]: true },
-        indexByName: { [c.organizationNameLabel]: 0, 'Value #A': 1, 'Value #B': 2, 'Value #C': 3, 'Value #D': 4 },
-        renameByName: {
-          [c.organizationNameLabel]: 'Organization',
-          'Value #A': 'Spend this month',
-          'Value #B': 'Monthly budget',
-          'Value #C': 'Budget used',
-          'Value #D': 'Active members',
-        },
-      }),
-    ])
-    + t.options.withSortBy([{ displayName: 'Spend this month', desc: true }])
-    + t.options.footer.withShow(false)
-    + t.standardOptions.withOverrides([
-      t.standardOptions.override.byName.new(name)
-      + t.standardOptions.override.byName.withProperty('unit', 'currencyUSD')
-      + t.standardOptions.override.byName.withProperty('decimals', 2)
-      for name in ['Spend this month', 'Monthly budget']
-    ] + [
-      t.standardOptions.override.byName.new('Budget used')
-      + t.standardOptions.override.byName.withProperty('unit', 'percentunit')
-      + t.standardOptions.override.byName.withProperty('decimals', 1),
-      t.standardOptions.override.byName.new('Active members')
-      + t.standardOptions.override.byName.withProperty('decimals', 0),
-    ]),
+                             'Organizations this month',
+                             |||
+                               Each organization in the month in which the time range ends, up to its end: its spend, its monthly
+                               budget (recording rule `%s:monthly_budget_usd`), the share of the budget spent, and its members
+                               with any Claude Code record (a person active in two organizations counts in each).
+                             ||| % c.metricPrefix,
+                             'short',
+                             [
+                               d.table(monthSpendBy(org), 'A'),
+                               d.table(rule('monthly_budget_usd'), 'B'),
+                               d.table(q.ratio(monthSpendBy(org), rule('monthly_budget_usd')), 'C'),
+                               d.table('count by (%s) (%s)' % [org, monthAt('sessions')], 'D'),
+                             ],
+                             h=8,
+                           )
+                           + t.queryOptions.withTransformations([
+                             t.queryOptions.transformation.withId('merge'),
+                             t.queryOptions.transformation.withId('organize')
+                             + t.queryOptions.transformation.withOptions({
+                               excludeByName: { Time: true, [c.organizationIdLabel]: true },
+                               indexByName: { [c.organizationNameLabel]: 0, 'Value #A': 1, 'Value #B': 2, 'Value #C': 3, 'Value #D': 4 },
+                               renameByName: {
+                                 [c.organizationNameLabel]: 'Organization',
+                                 'Value #A': 'Spend this month',
+                                 'Value #B': 'Monthly budget',
+                                 'Value #C': 'Budget used',
+                                 'Value #D': 'Active members',
+                               },
+                             }),
+                           ])
+                           + t.options.withSortBy([{ displayName: 'Spend this month', desc: true }])
+                           + t.options.footer.withShow(false)
+                           + t.standardOptions.withOverrides([
+                             t.standardOptions.override.byName.new(name)
+                             + t.standardOptions.override.byName.withProperty('unit', 'currencyUSD')
+                             + t.standardOptions.override.byName.withProperty('decimals', 2)
+                             for name in ['Spend this month', 'Monthly budget']
+                           ] + [
+                             t.standardOptions.override.byName.new('Budget used')
+                             + t.standardOptions.override.byName.withProperty('unit', 'percentunit')
+                             + t.standardOptions.override.byName.withProperty('decimals', 1),
+                             t.standardOptions.override.byName.new('Active members')
+                             + t.standardOptions.override.byName.withProperty('decimals', 0),
+                           ]),
 
     local perDay = [
       d.perDay(

@@ -20,7 +20,7 @@ local g = import 'lib/g.libsonnet';
       ) + g.panel.stat.standardOptions.withDecimals(2),
       d.stat(
         'Lines this month',
-        "Lines of code the member accepted in the UTC month in which the time range ends, up to its end (Previous month: the whole month).",
+        'Lines of code the member accepted in the UTC month in which the time range ends, up to its end (Previous month: the whole month).',
         'short',
         [d.instant('%s or vector(0)' % mtd('lines_added'), 'lines')],
         w=4,
@@ -34,7 +34,7 @@ local g = import 'lib/g.libsonnet';
       ),
       d.ratioStat(
         'Suggestion accept rate this month',
-        "Accepted / (accepted + rejected) Edit, Write and NotebookEdit suggestions of the member this month.",
+        'Accepted / (accepted + rejected) Edit, Write and NotebookEdit suggestions of the member this month.',
         'percentunit',
         [d.instant(q.ratio(mtd('tool_decisions', tools + ', decision="accepted"'), mtd('tool_decisions', tools)), 'accept rate')],
         'no suggestions',

@@ -157,7 +157,7 @@ function(c) {
   // A per-day panel with two quantities on two axes: refId A on the left, refId B on the right.
   perDayTwoAxes(title, description, leftUnit, rightUnit, left, right, w=12, h=8):
     local o = ts.standardOptions.override.byFrameRefID;
-    self.timeSeries(title, description, leftUnit, [left + { refId: 'A' }, right + { refId: 'B' }], w, h)
+    self.timeSeries(title, description, leftUnit, [left { refId: 'A' }, right { refId: 'B' }], w, h)
     + ts.queryOptions.withInterval('1d')
     + ts.fieldConfig.defaults.custom.withDrawStyle('line')
     + ts.fieldConfig.defaults.custom.withShowPoints('always')
