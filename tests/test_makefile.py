@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,3 +100,25 @@ def test_jsonnet_bundler_can_vendor_the_mixin_with_nothing_else_to_fetch():
             if "import '" in line and not line.lstrip().startswith("//"):
                 imported = line.split("import '", 1)[1].split("'", 1)[0]
                 assert (path.parent / imported).resolve().is_relative_to(ROOT), (path, imported)
+
+
+def test_the_mixin_renders_the_same_when_vendored_as_jb_lays_it_out(tmp_path):
+    """`jb install` of a local checkout puts it at vendor/NAME, and users import
+    NAME/mixin.libsonnet with vendor/ as the only library path (jb itself cannot be built here:
+    there is no Go module proxy)."""
+    import _jsonnet
+
+    vendor = tmp_path / "vendor"
+    tracked_copy(vendor / "claude-code-analytics")
+    (tmp_path / "example.jsonnet").write_text(
+        "local m = import 'claude-code-analytics/mixin.libsonnet';\n"
+        "{ alerts: m.prometheusAlerts, rules: m.prometheusRules,"
+        " dashboards: std.objectFields(m.grafanaDashboards) }\n"
+    )
+    out = json.loads(
+        _jsonnet.evaluate_file(str(tmp_path / "example.jsonnet"), jpathdir=[str(vendor)])
+    )
+    assert out["alerts"] == yaml.safe_load((ROOT / "alerts/generated/alerts.yaml").read_text())
+    assert out["rules"] == yaml.safe_load((ROOT / "alerts/generated/rules.yaml").read_text())
+    committed = {p.name for p in (ROOT / "dashboards/generated").glob("*.json")}
+    assert set(out["dashboards"]) == committed
