@@ -58,23 +58,26 @@
   // members that the regex `member` picks ('$member'; null where a dashboard has no member filter).
   // `recorded` names, with %s for the period like `metric`, the recording rule that has already
   // summed or counted the members away (`<agg> without (member)`, rules/rules.libsonnet), so that a
-  // query over every member reads a few series instead of one per member and day:
-  // - the first half reads the recorded series; they have no member label, and `member=~"$member"`
-  //   keeps them only when the regex matches the empty string, which only All (`.*`) does;
-  // - the second half reads the picked members' own series; `all_members` is a label no series has,
-  //   so `all_members!~"$member"` drops them all when the regex matches the empty string (All).
+  // query over every member reads a few series instead of one per member and day. `all_members` is
+  // a label no series has, so a matcher of it against the regex tells All (`.*`, the only choice
+  // that matches the empty string) from picked members without reading the member label's values:
+  // - the first half reads the recorded series; `all_members=~"$member"` keeps them only for All;
+  // - the second half reads the picked members' own series; `all_members!~"$member"` drops them
+  //   all for All. It comes first among the matchers: Prometheus looks the matchers up in the
+  //   index in their order and stops at the first that selects nothing, before it would compare
+  //   `member=~".*"` with every member's name in every block (seconds at 50,000 members).
   // Either way one half selects nothing, and Prometheus finds that from its index without reading
-  // a sample.
+  // a sample or a member's name.
   membersDaily(metric, recorded, selector='', member=null, agg='sum')::
-    local with(extra) = std.join(', ', [m for m in [selector, extra] if m != '']);
+    local with(first, extra) = std.join(', ', [m for m in [first, selector, extra] if m != '']);
     local counted = std.startsWith(agg, 'count');
     local recordedAgg = if counted then 'sum' + std.substr(agg, 5, std.length(agg) - 5) else agg;
     if member == null then
       self.daily(recorded, selector, recordedAgg)
     else
       '(\n%s\nor\n%s\n)\n' % [
-        std.stripChars(self.daily(recorded, with('member=~"%s"' % member), recordedAgg), '\n'),
-        std.stripChars(self.daily(metric, with('member=~"%s", all_members!~"%s"' % [member, member]), agg), '\n'),
+        std.stripChars(self.daily(recorded, with('', 'all_members=~"%s"' % member), recordedAgg), '\n'),
+        std.stripChars(self.daily(metric, with('all_members!~"%s"' % member, 'member=~"%s"' % member), agg), '\n'),
       ],
 
   // daily() without aggregation: day D's series of each member (or other label set), taken from the
