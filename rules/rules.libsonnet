@@ -28,6 +28,10 @@ local promql = import '../lib/promql.libsonnet';
     '%s_month_to_date_%s{%s}' % [c.metricPrefix, name, std.join(', ', [c.exporterSelector] + (if extra == '' then [] else [extra]))],
   // An organization's month-to-date total of a quantity, each series counted once (promql.once()).
   local total(name, extra='') = 'sum by (%s) (%s)' % [org, promql.once(mtd(name, extra))],
+  // The month-to-date spend the group's first rule records. Prometheus evaluates a group's rules in
+  // order at one timestamp, so the ratios read that sum instead of every member's series again (the
+  // forecast spells the sum out: the alerts take its expression, and evaluate it in their own group).
+  local mtdCost = '%s:month_to_date_cost_usd:sum' % c.metricPrefix,
   // Every organization the exporter reports, as a series of value 1 with its two labels.
   local organizations = 'group by (%s) (%s)' % [org, dayStart],
   // monthlyBudgetUSDByOrganization as one series per listed organization id, for `* on (id)`.
@@ -84,11 +88,11 @@ local promql = import '../lib/promql.libsonnet';
           },
           {
             record: '%s:month_to_date_cost_per_session_usd:ratio' % c.metricPrefix,
-            expr: promql.ratio(total('cost_usd'), total('sessions')),
+            expr: promql.ratio(mtdCost, total('sessions')),
           },
           {
             record: '%s:month_to_date_cost_per_line_usd:ratio' % c.metricPrefix,
-            expr: promql.ratio(total('cost_usd'), total('lines_added')),
+            expr: promql.ratio(mtdCost, total('lines_added')),
           },
           {
             record: '%s:month_to_date_cache_read:ratio' % c.metricPrefix,
