@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import requests
@@ -212,13 +212,22 @@ def time_rules(base_url: str) -> Iterator[QueryTiming]:
 
 
 def measure_dashboards(
-    workdir: Path, store: Path, exporter_url: str, env: dict[str, str]
+    workdir: Path,
+    store: Path,
+    exporter_url: str,
+    env: dict[str, str],
+    reuse_tsdb: bool = False,
+    baseline: Path | None = None,
 ) -> tuple[dict[str, float], list[QueryTiming]]:
-    """Backfill, start Prometheus, time every query. Returns the setup figures and the timings."""
+    """Backfill (unless `reuse_tsdb` and the work directory holds a TSDB already), start
+    Prometheus, time every query. `baseline` is a folder of other generated dashboards (an older
+    mixin's) to time on the same Prometheus, named `<dashboard> (baseline)`. Returns the setup
+    figures and the timings."""
     target = exporter_url.removeprefix("http://")
     tsdb = workdir / "tsdb"
     started = time.perf_counter()
-    backfill(workdir, store, tsdb, target, env)
+    if not (reuse_tsdb and tsdb.is_dir()):
+        backfill(workdir, store, tsdb, target, env)
     setup = {
         "backfill_s": time.perf_counter() - started,
         "blocks": float(sum(1 for path in tsdb.iterdir() if path.is_dir())),
@@ -231,4 +240,9 @@ def measure_dashboards(
         timings = list(time_rules(prometheus.url))
         for path in sorted((ROOT / "dashboards" / "generated").glob("*.json")):
             timings += time_dashboard(prometheus.url, path, now)
+        for path in sorted(baseline.glob("*.json")) if baseline else ():
+            timings += (
+                replace(t, dashboard=f"{t.dashboard} (baseline)")
+                for t in time_dashboard(prometheus.url, path, now)
+            )
     return setup, timings
