@@ -96,12 +96,6 @@ class UserSource(Protocol):
     def list_users(self) -> Sequence[object]: ...
 
 
-class Syncer(Protocol):
-    """A sync the exporter runs on its timer."""
-
-    def run_forever(self, interval: float, stop_event: threading.Event) -> None: ...
-
-
 def parse_role_map(text: str) -> dict[str, str]:
     """`admin=edit,billing=view` into a mapping; roles left out have no access."""
     role_map: dict[str, str] = {}
