@@ -417,11 +417,11 @@ def _finance(s: _Settings, organizations: tuple[Organization, ...]) -> Finance |
     where = f"{s.path}: finance"
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} must be a mapping with an organization and a datasource_url")
-    known = {o.name for o in organizations}
-    listed = entry.get("organizations", sorted(known))
+    known = [o.name for o in organizations]
+    listed = entry.get("organizations", known)
     if not isinstance(listed, list) or not listed or not all(isinstance(n, str) for n in listed):
         raise ConfigError(f"{where}: organizations must be a list of the organizations' names")
-    unknown = sorted(set(listed) - known)
+    unknown = sorted(set(listed) - set(known))
     if unknown:
         raise ConfigError(f"{where}: organizations names {unknown[0]!r}, which is not configured")
     grafana = _grafana({k: v for k, v in entry.items() if k != "organizations"}, where)
