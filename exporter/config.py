@@ -368,12 +368,7 @@ def _organizations(
     organizations: list[Organization] = []
     for number, entry in enumerate(entries, start=1):
         at = f"{where}, entry {number}"
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{at} must be a mapping with a name and an api_key_file")
-        unknown = sorted(set(map(str, entry)) - set(ORGANIZATION_KEYS))
-        if unknown:
-            known = ", ".join(ORGANIZATION_KEYS)
-            raise ConfigError(f"{at} has unknown key(s) {', '.join(unknown)} (known: {known})")
+        _mapping(entry, ORGANIZATION_KEYS, at, "a name and an api_key_file")
         name = entry.get("name")
         if not isinstance(name, str) or not ORGANIZATION_NAME.fullmatch(name):
             raise ConfigError(
@@ -415,8 +410,7 @@ def _finance(s: _Settings, organizations: tuple[Organization, ...]) -> Finance |
     if entry is None:
         return None
     where = f"{s.path}: finance"
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where} must be a mapping with an organization and a datasource_url")
+    _mapping(entry, (*GRAFANA_KEYS, "organizations"), where, "an organization and a datasource_url")
     known = [o.name for o in organizations]
     listed = entry.get("organizations", known)
     if not isinstance(listed, list) or not listed or not all(isinstance(n, str) for n in listed):
@@ -434,14 +428,21 @@ def _finance(s: _Settings, organizations: tuple[Organization, ...]) -> Finance |
     return Finance(grafana, tuple(dict.fromkeys(listed)))
 
 
+def _mapping(entry: object, keys: tuple[str, ...], where: str, needs: str) -> dict:
+    """`entry` if it is a mapping of none but `keys`; `needs` says in the error what it holds."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a mapping with {needs}")
+    unknown = sorted(set(map(str, entry)) - set(keys))
+    if unknown:
+        raise ConfigError(
+            f"{where} has unknown key(s) {', '.join(unknown)} (known: {', '.join(keys)})"
+        )
+    return entry
+
+
 def _grafana(entry: object, where: str) -> GrafanaOrganization:
     """A `grafana:` mapping, its values checked for type; the sync checks what they mean."""
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where} must be a mapping with an organization and a datasource_url")
-    unknown = sorted(set(map(str, entry)) - set(GRAFANA_KEYS))
-    if unknown:
-        known = ", ".join(GRAFANA_KEYS)
-        raise ConfigError(f"{where} has unknown key(s) {', '.join(unknown)} (known: {known})")
+    entry = _mapping(entry, GRAFANA_KEYS, where, "an organization and a datasource_url")
     text: dict[str, str | None] = {}
     for key in ("organization", "datasource_url", "datasource_uid", "datasource_name"):
         value = entry.get(key)
