@@ -14,6 +14,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -207,14 +209,20 @@ FINANCE_ORG = "Claude Code: Finance"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def grafana(orgs):
+@contextmanager
+def everyone_in_grafana(orgs) -> Iterator[GrafanaStub]:
     """Every person of either organization has a Grafana account (in Grafana's main organization,
     where new accounts land), with the email as the login; the sync signs in as a server admin."""
     with GrafanaStub() as stub:
         stub.add_user(SYNC_ADMIN, "sync@localhost", server_admin=True, password=SYNC_PASSWORD)
         for email in sorted({u["email"] for org in orgs.values() for u in org.users()}):
             stub.add_user(email, email)
+        yield stub
+
+
+@pytest.fixture(scope="module")
+def grafana(orgs):
+    with everyone_in_grafana(orgs) as stub:
         yield stub
 
 
@@ -375,10 +383,7 @@ def test_the_exporters_timer_syncs_every_organization_of_its_configuration(
 ):
     config = sync_config(prometheus, tmp_path)
     env = {"ANTHROPIC_BASE_URL": orgs["research"].url, "GRAFANA_ADMIN_PASSWORD": SYNC_PASSWORD}
-    with GrafanaStub() as stub:
-        stub.add_user(SYNC_ADMIN, "sync@localhost", server_admin=True, password=SYNC_PASSWORD)
-        for email in sorted({u["email"] for org in orgs.values() for u in org.users()}):
-            stub.add_user(email, email)
+    with everyone_in_grafana(orgs) as stub:
         args = (
             f"--config.file={config}",
             "--grafana-access.interval=1s",
